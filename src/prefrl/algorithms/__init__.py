@@ -1,0 +1,13 @@
+"""One readable recipe per method. `RECIPES` maps the CLI name to (config class, train function)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from prefrl.algorithms.reward import RewardConfig, train_reward
+
+RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
+    "reward": (RewardConfig, train_reward),
+}
+
+__all__ = ["RECIPES"]

@@ -1,0 +1,241 @@
+"""The loop plumbing every recipe shares, on `accelerate`.
+
+`Engine` owns the Accelerator, the AdamW optimizer and its warm-up + decay schedule, gradient
+accumulation, clipping, the NaN/inf guard, atomic checkpoints and resume, metrics and the progress
+bar. A recipe owns its model and its loss; it hands the engine one optimizer step's micro-batches
+and a `loss_fn(model, micro_batch) -> (loss, stats)`.
+
+Batch convention: `batch_size` is the global batch (examples per optimizer step over all processes
+and accumulation steps), so one process and two processes with the same config see the same data
+and take the same steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_scheduler
+
+from prefrl.config import TrainConfig, format_config, save_config
+from prefrl.engine import checkpoint as ckpt
+from prefrl.engine.metrics import MetricsWriter
+from prefrl.engine.progress import ProgressBar
+from prefrl.errors import ConfigError, NonFiniteLossError
+
+LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any]]"]
+SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+def _trackers(report_to: str) -> list[str]:
+    return [t.strip() for t in report_to.split(",") if t.strip() and t.strip() != "none"]
+
+
+def has_accelerator_device() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
+
+
+def no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
+    """Biases and norm weights (1-D) are not decayed, as in most LM fine-tuning recipes."""
+    return parameter.ndim < 2
+
+
+class Engine:
+    def __init__(self, config: TrainConfig, recipe: str):
+        self.config = config
+        self.recipe = recipe
+        self.output_dir = Path(config.output_dir)
+        self.accelerator = Accelerator(
+            # None lets `accelerate launch --mixed_precision` / its config file decide.
+            mixed_precision="bf16" if config.bf16 else None,
+            log_with=_trackers(config.report_to) or None,
+            project_dir=str(self.output_dir),
+            # One scheduler step per optimizer step, whatever the number of processes.
+            step_scheduler_with_optimizer=False,
+            # Without a GPU, accelerate only turns torchrun's processes into a gloo group when told
+            # it runs on CPU; otherwise each process would train alone.
+            cpu=not has_accelerator_device(),
+        )
+        world = self.accelerator.num_processes
+        per_step = world * config.gradient_accumulation_steps
+        if config.batch_size % per_step:
+            raise ConfigError(
+                f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
+                f"= {world} × {config.gradient_accumulation_steps}"
+            )
+        self.micro_batch_size = config.batch_size // per_step
+        self.step = 0
+        self.model: torch.nn.Module | None = None
+        self.optimizer = None
+        self.scheduler = None
+        self.resume_dir = self._find_resume_dir()
+        set_seed(config.seed)
+
+    # ---- set-up -----------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def print(self, *args: Any) -> None:
+        self.accelerator.print(*args)
+
+    def _find_resume_dir(self) -> Path | None:
+        if not self.config.resume:
+            return None
+        found = ckpt.latest_checkpoint(self.output_dir)
+        if found is None:
+            self.print(f"resume=true but {self.output_dir} has no checkpoint yet: starting from step 0")
+        return found
+
+    def start_run(self) -> None:
+        """Create the run directory, print and save the resolved config, open metrics/trackers."""
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.output_dir / "config.yaml")
+            self.print(f"[{self.recipe}] resolved config:\n{format_config(self.config)}")
+        self.accelerator.wait_for_everyone()
+        resume_step = ckpt.read_trainer_state(self.resume_dir)["step"] if self.resume_dir else None
+        self.metrics = MetricsWriter(self.output_dir, resume_step=resume_step, enabled=self.is_main)
+        if _trackers(self.config.report_to):
+            from prefrl.config import config_to_dict
+
+            flat = {k: v for k, v in config_to_dict(self.config).items() if isinstance(v, (int, float, str, bool))}
+            self.accelerator.init_trackers(self.recipe, config=flat)
+
+    def prepare(self, model: torch.nn.Module, parameters: Iterable[tuple[str, torch.nn.Parameter]] | None = None) -> torch.nn.Module:
+        """Build AdamW over the trainable parameters (or `parameters`), the schedule, and wrap all
+        three for the current processes. Restores them from the checkpoint when resuming."""
+        config = self.config
+        named = [(n, p) for n, p in (parameters if parameters is not None else model.named_parameters()) if p.requires_grad]
+        if not named:
+            raise ConfigError("the model has no trainable parameters")
+        groups = [
+            {"params": [p for n, p in named if not no_decay(n, p)], "weight_decay": config.weight_decay},
+            {"params": [p for n, p in named if no_decay(n, p)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr, betas=(config.adam_beta1, config.adam_beta2))
+        scheduler = get_scheduler(
+            SCHEDULES[config.lr_scheduler],
+            optimizer,
+            num_warmup_steps=int(config.warmup_ratio * config.max_steps),
+            num_training_steps=config.max_steps,
+        )
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        if self.resume_dir is not None:
+            self.accelerator.load_state(str(self.resume_dir))
+            self.trainer_state = ckpt.read_trainer_state(self.resume_dir)
+            self.step = int(self.trainer_state["step"])
+            self.print(f"[{self.recipe}] resumed from {self.resume_dir} at step {self.step}")
+        else:
+            self.trainer_state = {}
+        return self.model
+
+    # ---- one optimizer step ---------------------------------------------------------------------
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        flag = torch.tensor([1.0 if bool(torch.isfinite(loss.detach()).all()) else 0.0], device=loss.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() == self.accelerator.num_processes)
+
+    def optimizer_step(self, micro_batches: Sequence[Any], loss_fn: LossFn) -> dict[str, float]:
+        """Accumulate gradients over this process's micro-batches, clip, and step.
+
+        Each micro-batch's loss is a mean over its examples and all micro-batches have the same
+        size, so dividing by their number gives the mean over the global batch after DDP averages
+        across processes. A NaN/inf loss on any process raises before backward, so no update happens.
+        """
+        assert self.model is not None and self.optimizer is not None, "call prepare() first"
+        self.model.train()
+        stats_sum: dict[str, float] = {}
+        count = len(micro_batches)
+        for index, micro_batch in enumerate(micro_batches):
+            last = index == count - 1
+            sync = contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
+            with sync:
+                with self.accelerator.autocast():
+                    loss, stats = loss_fn(self.model, micro_batch)
+                if not self._all_finite(loss):
+                    shown = ", ".join(f"{k}={float(v):.4g}" for k, v in stats.items())
+                    raise NonFiniteLossError(
+                        f"[{self.recipe}] non-finite loss ({float(loss.detach()):.4g}) at step {self.step + 1}, "
+                        f"micro-batch {index + 1}/{count} on some process ({shown}); stopped before the optimizer "
+                        f"step. Checkpoints already written in {self.output_dir / ckpt.CHECKPOINT_DIR} are intact. "
+                        "Lower lr, enable max_grad_norm, or check the data."
+                    )
+                self.accelerator.backward(loss / count)
+            for key, value in {"loss": loss.detach(), **stats}.items():
+                stats_sum[key] = stats_sum.get(key, 0.0) + float(value)
+        grad_norm = None
+        if self.config.max_grad_norm > 0:
+            grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        stats = self.mean_over_processes({k: v / count for k, v in stats_sum.items()})
+        stats["lr"] = self.scheduler.get_last_lr()[0]
+        if grad_norm is not None:
+            stats["grad_norm"] = float(grad_norm)
+        return stats
+
+    def mean_over_processes(self, values: dict[str, float]) -> dict[str, float]:
+        if self.accelerator.num_processes == 1 or not values:
+            return dict(values)
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+        reduced = self.accelerator.reduce(tensor, reduction="mean")
+        return {k: float(v) for k, v in zip(keys, reduced.tolist())}
+
+    # ---- logging, checkpoints, the end -------------------------------------------------------
+    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        step = self.step if step is None else step
+        self.metrics.write(step, metrics)
+        if _trackers(self.config.report_to):
+            self.accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
+
+    def should_save(self) -> bool:
+        """Every `save_steps` steps, and always after the last one (so every run can be resumed)."""
+        every = self.config.save_steps
+        return self.step == self.config.max_steps or (every > 0 and self.step % every == 0)
+
+    def save_checkpoint(self, extra_state: dict[str, Any] | None = None) -> Path:
+        """Model, optimizer, scheduler, every process's RNG, and the trainer state, written atomically."""
+        staging = ckpt.staging_path(self.output_dir, self.step)
+        if self.is_main:
+            staging.mkdir(parents=True, exist_ok=True)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(staging))
+        self.accelerator.wait_for_everyone()
+        final = staging.parent / ckpt.step_name(self.step)
+        if self.is_main:
+            ckpt.write_trainer_state(staging, {"step": self.step, "recipe": self.recipe, **(extra_state or {})})
+            final = ckpt.publish(staging, self.step)
+            ckpt.prune(self.output_dir, self.config.save_total_limit)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def unwrap(self, model: torch.nn.Module | None = None) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(model if model is not None else self.model)
+
+    def finish(self) -> None:
+        if _trackers(self.config.report_to):
+            self.accelerator.end_training()
+        self.accelerator.wait_for_everyone()
+
+    def progress(self, description: str) -> ProgressBar:
+        return ProgressBar(description, total=self.config.max_steps, completed=self.step, enabled=self.is_main and self.config.progress)
+
+
+def rng_snapshot() -> dict[str, Any]:
+    """Python, NumPy and torch RNG states (for tests and recipes that fork randomness)."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.random.get_rng_state()}
+
+
+def wall_clock() -> float:
+    return time.perf_counter()

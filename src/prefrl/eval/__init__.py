@@ -1,0 +1,1 @@
+"""Evaluation: preference accuracy and calibration, win rates, reports."""

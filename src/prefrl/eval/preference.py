@@ -1,0 +1,36 @@
+"""Preference accuracy (with a 95% interval) and calibration of P(chosen ≻ rejected)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from prefrl.data.records import PreferencePair
+from prefrl.eval.stats import brier_score, expected_calibration_error, wilson_interval
+from prefrl.preference.base import PreferenceModel
+
+
+def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair], batch_size: int = 64) -> dict[str, float]:
+    """Accuracy = fraction of pairs with P(chosen ≻ rejected) > ½ (a tie counts ½), its Wilson
+    interval, the Brier score and expected calibration error (10 bins) of P(chosen ≻ rejected)."""
+    probabilities = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        probabilities.append(model.prob([p.prompt for p in chunk], [p.chosen for p in chunk], [p.rejected for p in chunk]).float().cpu())
+    prob = torch.cat(probabilities)
+    correct = (prob > 0.5).float() + 0.5 * (prob == 0.5).float()
+    low, high = wilson_interval(float(correct.sum()), len(pairs))
+    # Calibration needs both outcomes: each pair read in both orders, P(c ≻ r) with label 1 and
+    # 1 − P(c ≻ r) with label 0 (a model saying 0.7 should be right 70% of the time).
+    both_orders = torch.cat([prob, 1 - prob])
+    labels = torch.cat([torch.ones_like(prob), torch.zeros_like(prob)])
+    return {
+        "accuracy": float(correct.mean()),
+        "accuracy_ci_low": low,
+        "accuracy_ci_high": high,
+        "brier": brier_score(both_orders, labels),
+        "ece": expected_calibration_error(both_orders, labels),
+        "mean_prob_chosen": float(prob.mean()),
+        "num_pairs": len(pairs),
+    }
