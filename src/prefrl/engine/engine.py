@@ -65,14 +65,10 @@ class Engine:
             cpu=not has_accelerator_device(),
         )
         world = self.accelerator.num_processes
-        per_step = world * config.gradient_accumulation_steps
-        if config.batch_size % per_step:
-            raise ConfigError(
-                f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
-                f"= {world} × {config.gradient_accumulation_steps}"
-            )
-        self.micro_batch_size = config.batch_size // per_step
-        self.step = 0
+        if config.batch_size % world:
+            raise ConfigError(f"batch_size={config.batch_size} must be divisible by the number of processes ({world})")
+        self.step = 0  # the recipe's step: a batch of data, or a rollout and its updates
+        self.updates = 0  # optimizer steps taken (several per step in PPO-style recipes)
         self.model: torch.nn.Module | None = None
         self.optimizer = None
         self.scheduler = None
@@ -110,9 +106,12 @@ class Engine:
             flat = {k: v for k, v in config_to_dict(self.config).items() if isinstance(v, (int, float, str, bool))}
             self.accelerator.init_trackers(self.recipe, config=flat)
 
-    def prepare(self, model: torch.nn.Module, parameters: Iterable[tuple[str, torch.nn.Parameter]] | None = None) -> torch.nn.Module:
-        """Build AdamW over the trainable parameters (or `parameters`), the schedule, and wrap all
-        three for the current processes. Restores them from the checkpoint when resuming."""
+    def prepare(
+        self, model: torch.nn.Module, parameters: Iterable[tuple[str, torch.nn.Parameter]] | None = None, updates_per_step: int = 1
+    ) -> torch.nn.Module:
+        """Build AdamW over the trainable parameters (or `parameters`), the schedule (over
+        max_steps × updates_per_step optimizer steps), and wrap all three for the current processes.
+        Restores them from the checkpoint when resuming."""
         config = self.config
         named = [(n, p) for n, p in (parameters if parameters is not None else model.named_parameters()) if p.requires_grad]
         if not named:
@@ -125,14 +124,15 @@ class Engine:
         scheduler = get_scheduler(
             SCHEDULES[config.lr_scheduler],
             optimizer,
-            num_warmup_steps=int(config.warmup_ratio * config.max_steps),
-            num_training_steps=config.max_steps,
+            num_warmup_steps=int(config.warmup_ratio * config.max_steps * updates_per_step),
+            num_training_steps=config.max_steps * updates_per_step,
         )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         if self.resume_dir is not None:
             self.accelerator.load_state(str(self.resume_dir))
             self.trainer_state = ckpt.read_trainer_state(self.resume_dir)
             self.step = int(self.trainer_state["step"])
+            self.updates = int(self.trainer_state.get("updates", self.step))
             self.print(f"[{self.recipe}] resumed from {self.resume_dir} at step {self.step}")
         else:
             self.trainer_state = {}
@@ -177,7 +177,7 @@ class Engine:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.step += 1
+        self.updates += 1
         stats = self.mean_over_processes({k: v / count for k, v in stats_sum.items()})
         stats["lr"] = self.scheduler.get_last_lr()[0]
         if grad_norm is not None:
@@ -199,6 +199,10 @@ class Engine:
         if _trackers(self.config.report_to):
             self.accelerator.log({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, step=step)
 
+    def end_step(self) -> None:
+        """The recipe finished one step (data batch or rollout): count it."""
+        self.step += 1
+
     def should_save(self) -> bool:
         """Every `save_steps` steps, and always after the last one (so every run can be resumed)."""
         every = self.config.save_steps
@@ -214,7 +218,8 @@ class Engine:
         self.accelerator.wait_for_everyone()
         final = staging.parent / ckpt.step_name(self.step)
         if self.is_main:
-            ckpt.write_trainer_state(staging, {"step": self.step, "recipe": self.recipe, **(extra_state or {})})
+            state = {"step": self.step, "updates": self.updates, "recipe": self.recipe, **(extra_state or {})}
+            ckpt.write_trainer_state(staging, state)
             final = ckpt.publish(staging, self.step)
             ckpt.prune(self.output_dir, self.config.save_total_limit)
         self.accelerator.wait_for_everyone()

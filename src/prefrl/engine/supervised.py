@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from prefrl.engine.engine import Engine, LossFn
+from prefrl.errors import ConfigError
 
 
 @dataclass
@@ -63,6 +64,11 @@ def train_supervised(
     config = engine.config
     sampler = GlobalBatchSampler(len(examples), config.batch_size, config.seed)
     rank, world = engine.accelerator.process_index, engine.accelerator.num_processes
+    if config.batch_size % (world * config.gradient_accumulation_steps):
+        raise ConfigError(
+            f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
+            f"= {world} × {config.gradient_accumulation_steps}"
+        )
     with engine.progress(engine.recipe) as bar:
         while engine.step < config.max_steps:
             started = time.perf_counter()
@@ -70,6 +76,7 @@ def train_supervised(
             micro_batches = [collate([examples[i] for i in chunk]) for chunk in chunks]
             local_tokens = sum(count_tokens(b) for b in micro_batches)
             stats = engine.optimizer_step(micro_batches, loss_fn)
+            engine.end_step()
             elapsed = time.perf_counter() - started
             tokens = engine.mean_over_processes({"tokens": float(local_tokens)})["tokens"] * world
             metrics = {f"{metric_prefix}{k}": v for k, v in stats.items()}

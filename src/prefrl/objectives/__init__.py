@@ -1,6 +1,8 @@
 """Pure tensor functions: every loss, weight and advantage. No models, no I/O.
 
 Each returns `(loss, stats)` (or the tensor it computes) and carries its paper equation.
+Modules: bradley_terry (reward models), policy (PPO / GRPO / RLOO / GAE / KL / aggregation),
+dwrl (generative preference models), preference_optimization (SPPO, DPO, IPO), r2m.
 """
 
 from prefrl.objectives.bradley_terry import bradley_terry_loss

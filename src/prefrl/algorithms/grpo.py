@@ -1,0 +1,182 @@
+"""GRPO and RLOO — `prefrl train grpo`, `prefrl train rloo`.
+
+One loop for both; what differs is the advantage function and where the KL goes:
+
+    GRPO  A_i = (r_i − mean_group r) / (std_group r + ε)     KL (k3) added to the loss, weight β
+    RLOO  A_i = r_i − mean of the other K − 1 rewards          KL (k1, summed over tokens) subtracted from r
+
+and the policy loss is PPO's clipped surrogate on every response token,
+
+    L = aggregate_t max(−A ρ_t, −A clip(ρ_t, 1 − ε, 1 + ε_high)) [+ β · aggregate_t KL_t],   ρ_t = π(y_t)/π_old(y_t).
+
+Stages per step: 1 sample K responses per prompt → 2 score them (proxy reward, and the gold judge
+when the task has one) → 3 advantages → 4 `ppo_epochs` clipped updates → 5 log / checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from prefrl.config import option
+from prefrl.engine.engine import Engine
+from prefrl.engine.rl import (
+    PolicyConfig,
+    PolicySetup,
+    PromptStream,
+    evaluate_policy,
+    make_backend,
+    micro_batch_rows,
+    sampling_params,
+    save_policy,
+    score_rollout,
+    setup_policy,
+    step_generator,
+    timed,
+    trim,
+)
+from prefrl.errors import ConfigError
+from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
+from prefrl.rollout import Rollout, collect_rollout
+
+AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass
+class GRPOConfig(PolicyConfig):
+    """GRPO: group-relative advantages, PPO-clip per token, k3 KL in the loss."""
+
+    output_dir: str = option("runs/grpo", "Run directory.")
+    scale_rewards: str = option("group", "Divide group-centred rewards by the group std (group), the batch std (batch), or not (none, Dr. GRPO).")
+    kl_in_reward: bool = option(False, "Subtract β·Σ_t KL_t from the reward (RLOO-style) instead of adding β·KL to the loss.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ConfigError(f"config key 'scale_rewards' must be group, batch or none, got {self.scale_rewards!r}")
+        if self.num_generations < 2:
+            raise ConfigError("group advantages need num_generations ≥ 2")
+
+
+@dataclass
+class RLOOConfig(GRPOConfig):
+    """RLOO: leave-one-out baseline, PPO-clip per token, k1 KL subtracted from the reward."""
+
+    output_dir: str = option("runs/rloo", "Run directory.")
+    kl_estimator: str = option("k1", "KL estimator: k1, k2 or k3.")
+    kl_in_reward: bool = option(True, "Subtract β·Σ_t KL_t from the reward instead of adding β·KL to the loss.")
+    kl_coef: float = option(0.05, "β: weight of the KL to the reference policy (0 skips the reference model).")
+
+
+def group_policy_loss(model: torch.nn.Module, batch: Rollout, config: GRPOConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Clipped surrogate on the response tokens, plus β·KL when the KL lives in the loss."""
+    output = model(batch.input_ids, batch.attention_mask, batch.prompt_length, temperature=config.temperature, return_entropy=True)
+    mask = batch.response_mask
+    loss, stats = ppo_clipped_policy_loss(
+        output.logprobs,
+        batch.logprobs,
+        batch.extras["advantages"],
+        mask,
+        clip_eps=config.clip_eps,
+        clip_eps_high=config.clip_eps_high or None,
+        aggregation=config.loss_aggregation,
+        max_length=config.max_new_tokens,
+    )
+    stats = {"policy_loss": loss.detach(), **stats, "entropy": masked_mean(output.entropy, mask)}
+    if batch.ref_logprobs is not None and not config.kl_in_reward:
+        kl = aggregate(kl_penalty(output.logprobs, batch.ref_logprobs, config.kl_estimator), mask, config.loss_aggregation, config.max_new_tokens)
+        loss = loss + config.kl_coef * kl
+        stats["kl"] = kl.detach()
+    return loss, stats
+
+
+def group_advantages(config: GRPOConfig) -> AdvantageFn:
+    if isinstance(config, RLOOConfig):
+        return rloo_advantages
+    return lambda rewards, k: grpo_advantages(rewards, k, scale=config.scale_rewards)
+
+
+def train_group_policy(config: GRPOConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None) -> dict[str, Any]:
+    engine = Engine(config, recipe=recipe)
+    advantage_fn = advantage_fn or group_advantages(config)
+
+    # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
+    setup: PolicySetup = setup_policy(config)
+    engine.start_run()
+    model = engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
+    stream = PromptStream(setup.train_prompts, config, engine)
+    backend = make_backend(setup.lm, setup.tokenizer)
+    result: dict[str, Any] = {"output_dir": config.output_dir}
+    if engine.step == 0 and engine.is_main:
+        result["eval_before"] = evaluate_policy(setup, config, setup.lm)
+        engine.log(result["eval_before"], step=0)
+
+    with engine.progress(recipe) as bar:
+        while engine.step < config.max_steps:
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            generator = step_generator(config, engine.step, engine.accelerator.process_index)
+
+            # 2. Sample K responses per prompt; old and reference log-probs in the same no-grad pass.
+            with timed(timings, "generation"):
+                rollout = collect_rollout(
+                    setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
+                    reference=setup.reference, forward_chunk_size=config.forward_chunk_size,
+                )
+            # 3. Rewards: the proxy drives learning; the gold judge is only watched.
+            with timed(timings, "reward"):
+                rewards, gold = score_rollout(setup, rollout)
+            kl_per_row = None
+            if rollout.ref_logprobs is not None:
+                kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)
+            shaped = rewards - config.kl_coef * kl_per_row if (config.kl_in_reward and kl_per_row is not None) else rewards
+            with torch.no_grad():
+                rollout.extras["advantages"] = advantage_fn(shaped, config.num_generations)
+
+            # 4. Clipped updates over the rollout, `gradient_accumulation_steps` micro-batches each.
+            with timed(timings, "training"):
+                for _ in range(config.ppo_epochs):
+                    pieces = micro_batch_rows(rollout.num_rows, config.gradient_accumulation_steps, generator)
+                    stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], lambda m, b: group_policy_loss(m, b, config))
+            engine.end_step()
+
+            # 5. Metrics, evaluation, checkpoint.
+            generated = float(rollout.response_mask.sum())
+            metrics = {f"policy/{k}": v for k, v in stats.items()}
+            metrics.update(engine.mean_over_processes({
+                "train/reward": float(rewards.mean()),
+                "train/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
+                "policy/response_length": float(rollout.response_lengths.float().mean()),
+                **({"train/gold_reward": float(gold.mean())} if gold is not None else {}),
+                **({"policy/kl_to_reference": float(kl_per_row.mean())} if kl_per_row is not None else {}),
+            }))
+            elapsed = time.perf_counter() - started
+            metrics.update({f"perf/{k}_s": v for k, v in timings.items()})
+            metrics.update({"perf/step_s": elapsed, "perf/generation_tokens_per_s": generated / max(timings["generation"], 1e-9)})
+            if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < config.max_steps and engine.is_main:
+                metrics.update(evaluate_policy(setup, config, setup.lm))
+            if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
+                engine.log(metrics)
+            bar.advance(metrics, ("train/reward", "train/gold_reward", "policy/kl"))
+            if engine.should_save():
+                engine.save_checkpoint()
+
+    save_policy(engine, setup, Path(config.output_dir) / "model")
+    if engine.is_main:
+        result["eval_after"] = evaluate_policy(setup, config, setup.lm)
+        engine.log(result["eval_after"])
+    result["steps"] = engine.step
+    engine.finish()
+    return result
+
+
+def train_grpo(config: GRPOConfig) -> dict[str, Any]:
+    return train_group_policy(config, recipe="grpo")
+
+
+def train_rloo(config: RLOOConfig) -> dict[str, Any]:
+    return train_group_policy(config, recipe="rloo")

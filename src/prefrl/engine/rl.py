@@ -1,0 +1,241 @@
+"""Plumbing shared by the policy-optimisation recipes (PPO, GRPO, RLOO, pairwise PPO, SPPO).
+
+What is here is set-up and bookkeeping, not algorithm: the common config keys, loading the policy
+(optionally with LoRA), its frozen reference, the prompt stream, the reward sources (a proxy
+preference model and, for built-in tasks, the gold judge), the per-step sampling generator, the
+held-out evaluation and saving the final policy. Each recipe's file keeps its algorithm.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from prefrl.config import TrainConfig, option
+from prefrl.data.loaders import load_prompts
+from prefrl.data.records import PromptRecord
+from prefrl.data.tasks import is_task
+from prefrl.engine.engine import Engine
+from prefrl.engine.supervised import GlobalBatchSampler
+from prefrl.errors import ConfigError
+from prefrl.eval.policy import eos_token_ids, generate_responses, mean_score
+from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.models.policy import PolicyModel
+from prefrl.preference import GoldJudge, PointwisePreferenceModel, load_preference_model
+from prefrl.preference.base import write_model_card
+from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
+from prefrl.utils import publish_directory
+
+
+@dataclass
+class PolicyConfig(TrainConfig):
+    """Keys every policy-optimisation recipe accepts (on top of the training keys)."""
+
+    output_dir: str = option("runs/policy", "Run directory: resolved config, metrics.jsonl, checkpoints and the final policy.")
+    batch_size: int = option(8, "Prompts per step (global); each gets num_generations samples.")
+    lr: float = option(1e-6, "Peak learning rate (AdamW).")
+    warmup_ratio: float = option(0.0, "Fraction of the optimizer steps spent warming the learning rate up.")
+    lr_scheduler: str = option("constant", "Decay after warm-up: cosine, linear or constant.")
+    reward_model: str = option("", "Reward: a pointwise preference model's run directory; empty uses the task's gold judge.")
+    num_generations: int = option(4, "Samples per prompt (K).")
+    max_new_tokens: int = option(64, "Longest sampled response.")
+    temperature: float = option(1.0, "Sampling temperature (log-probs are taken at the same temperature).")
+    top_p: float = option(1.0, "Nucleus sampling mass.")
+    kl_coef: float = option(0.04, "β: weight of the KL to the reference policy (0 skips the reference model).")
+    kl_estimator: str = option("k3", "KL estimator: k1, k2 or k3.")
+    ppo_epochs: int = option(1, "Optimisation passes over each rollout.")
+    clip_eps: float = option(0.2, "PPO clip ε (lower).")
+    clip_eps_high: float = option(0.0, "PPO clip ε for ρ > 1 (DAPO's clip-higher); 0 uses clip_eps.")
+    loss_aggregation: str = option("token-mean", "token-mean, sequence-mean or fixed-length-sum (Dr. GRPO).")
+    lora_r: int = option(0, "LoRA rank for the policy through peft (0: full fine-tuning).")
+    lora_alpha: int = option(16, "LoRA alpha.")
+    lora_dropout: float = option(0.0, "LoRA dropout.")
+    lora_target_modules: str = option("all-linear", "LoRA target modules (peft syntax, comma-separated or all-linear).")
+    eval_steps: int = option(0, "Evaluate the policy every N steps (0: only before and after training).")
+    num_eval: int = option(64, "Held-out prompts for the gold/proxy evaluation (0 disables it).")
+    eval_batch_size: int = option(16, "Prompts per generation call in evaluation.")
+    forward_chunk_size: int = option(16, "Rows per no-grad forward when computing rollout log-probs.")
+    data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_generations < 1:
+            raise ConfigError("config key 'num_generations' must be at least 1")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"config key 'top_p' must be in (0, 1], got {self.top_p}")
+        if self.temperature <= 0:
+            raise ConfigError(f"config key 'temperature' must be positive, got {self.temperature}")
+        if self.kl_estimator not in ("k1", "k2", "k3"):
+            raise ConfigError(f"config key 'kl_estimator' must be k1, k2 or k3, got {self.kl_estimator!r}")
+        if self.loss_aggregation not in ("token-mean", "sequence-mean", "fixed-length-sum"):
+            raise ConfigError(f"config key 'loss_aggregation' must be token-mean, sequence-mean or fixed-length-sum, got {self.loss_aggregation!r}")
+        if not self.reward_model and not is_task(self.data) and getattr(self, "needs_reward", True):
+            raise ConfigError(f"data={self.data!r} has no gold judge: set reward_model=RUN_DIR (a trained preference model)")
+
+
+class FrozenReference(PolicyModel):
+    """The reference policy as the LoRA policy with its adapter switched off: no second copy."""
+
+    def forward(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        with self.lm.disable_adapter():
+            return super().forward(*args, **kwargs)
+
+
+@dataclass
+class PolicySetup:
+    tokenizer: Any
+    policy: PolicyModel  # trainable (wrapped by accelerate after `engine.prepare`)
+    reference: PolicyModel | None
+    train_prompts: list[PromptRecord]
+    eval_prompts: list[PromptRecord]
+    reward: PointwisePreferenceModel | None  # the proxy reward (or the gold judge when none is given)
+    gold: GoldJudge | None  # the task's gold judge, logged beside the proxy
+
+    @property
+    def lm(self) -> torch.nn.Module:
+        return self.policy.lm
+
+
+def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | None]:
+    tokenizer = load_tokenizer(config.model, config.cache_dir or None)
+    lm = load_causal_lm(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None)
+    lm.config.use_cache = False  # training forwards; generation passes use_cache explicitly
+    reference: PolicyModel | None = None
+    if config.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        targets: Any = config.lora_target_modules
+        if targets != "all-linear":
+            targets = [t.strip() for t in targets.split(",") if t.strip()]
+        lm = get_peft_model(lm, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets, task_type="CAUSAL_LM"))
+        if config.kl_coef > 0:
+            reference = FrozenReference(lm)
+    elif config.kl_coef > 0:
+        frozen = copy.deepcopy(lm).eval()
+        frozen.requires_grad_(False)
+        reference = PolicyModel(frozen)
+    return tokenizer, PolicyModel(lm), reference
+
+
+def setup_policy(config: PolicyConfig, reward: str | None = None) -> PolicySetup:
+    """Stage 1 of every policy recipe: prompts (validated), policy, reference, reward sources."""
+    train_prompts = load_prompts(config.data, config.train_split, config.data_seed, config.num_train)
+    eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
+    gold = GoldJudge(config.data) if is_task(config.data) else None
+    reward_source = reward if reward is not None else config.reward_model
+    proxy = load_preference_model(reward_source) if reward_source else gold
+    if proxy is not None and not proxy.is_pointwise:
+        raise ConfigError(f"reward_model={reward_source!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
+    tokenizer, policy, reference = load_policy(config)
+    return PolicySetup(tokenizer, policy, reference, train_prompts, eval_prompts, proxy, gold)
+
+
+class PromptStream:
+    """The prompts of step s on this process: a reproducible permutation stream (see GlobalBatchSampler)."""
+
+    def __init__(self, prompts: list[PromptRecord], config: PolicyConfig, engine: Engine):
+        self.prompts = prompts
+        self.sampler = GlobalBatchSampler(len(prompts), config.batch_size, config.seed)
+        self.rank, self.world = engine.accelerator.process_index, engine.accelerator.num_processes
+
+    def for_step(self, step: int) -> list[PromptRecord]:
+        (indices,) = self.sampler.micro_batches(step, self.rank, self.world, accumulation=1)
+        return [self.prompts[i] for i in indices]
+
+
+def step_generator(config: PolicyConfig, step: int, rank: int) -> torch.Generator:
+    """Sampling randomness derived from (seed, step, process): a resumed run samples the same tokens."""
+    return torch.Generator().manual_seed(config.seed * 1_000_003 + step * 7919 + rank)
+
+
+def sampling_params(config: PolicyConfig) -> SamplingParams:
+    return SamplingParams(num_samples=config.num_generations, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
+
+
+def make_backend(lm: torch.nn.Module, tokenizer: Any) -> HFGenerationBackend:
+    return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+
+
+def micro_batch_rows(num_rows: int, pieces: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Split rows into `pieces` equal micro-batches (shuffled when a generator is given)."""
+    if num_rows % pieces:
+        raise ConfigError(f"{num_rows} rollout rows on this process cannot be split into {pieces} equal micro-batches")
+    order = torch.randperm(num_rows, generator=generator) if generator is not None else torch.arange(num_rows)
+    return list(order.view(pieces, -1))
+
+
+def trim(rollout: Rollout) -> Rollout:
+    """Drop columns that are padding in every row: leading prompt columns, trailing response columns."""
+    prompt_cols = rollout.attention_mask[:, : rollout.prompt_length].any(0).nonzero()
+    first = int(prompt_cols[0]) if len(prompt_cols) else rollout.prompt_length - 1
+    first = min(first, rollout.prompt_length - 1)  # keep at least one prompt column (it predicts token 1)
+    response_cols = rollout.response_mask.any(0).nonzero()
+    last = int(response_cols[-1]) + 1 if len(response_cols) else 1
+    total_end = rollout.prompt_length + last
+    from dataclasses import replace
+
+    return replace(
+        rollout,
+        input_ids=rollout.input_ids[:, first:total_end],
+        attention_mask=rollout.attention_mask[:, first:total_end],
+        response_mask=rollout.response_mask[:, :last],
+        prompt_length=rollout.prompt_length - first,
+        logprobs=rollout.logprobs[:, :last],
+        ref_logprobs=None if rollout.ref_logprobs is None else rollout.ref_logprobs[:, :last],
+        hidden_states=None if rollout.hidden_states is None else rollout.hidden_states[:, first:total_end],
+        extras={k: (v[:, :last] if v.dim() == 2 and v.shape[1] == rollout.response_mask.shape[1] else v) for k, v in rollout.extras.items()},
+    )
+
+
+def score_rollout(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(proxy rewards (N,), gold rewards (N,) or None) for every row of the rollout."""
+    prompts = rollout.row_prompts
+    proxy = setup.reward.score(prompts, rollout.responses).float()
+    gold = setup.gold.score(prompts, rollout.responses).float() if setup.gold is not None else None
+    return proxy, gold
+
+
+def evaluate_policy(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Module) -> dict[str, float]:
+    """Greedy responses to the held-out prompts: gold accuracy (built-in tasks) and proxy reward."""
+    if not setup.eval_prompts:
+        return {}
+    started = time.perf_counter()
+    responses = generate_responses(lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
+    metrics: dict[str, float] = {}
+    if setup.gold is not None:
+        metrics["eval/gold_reward"] = mean_score(setup.gold, setup.eval_prompts, responses)
+    if setup.reward is not None and setup.reward is not setup.gold:
+        metrics["eval/proxy_reward"] = mean_score(setup.reward, setup.eval_prompts, responses)
+    metrics["eval/response_length"] = sum(len(setup.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses)
+    metrics["eval/seconds"] = time.perf_counter() - started
+    return metrics
+
+
+def save_policy(engine: Engine, setup: PolicySetup, directory: Path, kind: str = "policy") -> None:
+    """The final policy as a plain Hugging Face causal-LM checkpoint (LoRA merged in)."""
+    lm = engine.unwrap(engine.model).lm if hasattr(engine.unwrap(engine.model), "lm") else setup.lm
+
+    def build(staging: Path) -> None:
+        model = lm
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(staging)
+        setup.tokenizer.save_pretrained(staging)
+        write_model_card(staging, kind)
+
+    if engine.is_main:
+        publish_directory(directory, build)
+    engine.accelerator.wait_for_everyone()
+
+
+@contextmanager
+def timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[key] = timings.get(key, 0.0) + time.perf_counter() - started

@@ -1,0 +1,139 @@
+"""A rollout: K sampled responses for each of B prompts, with the log-probs RL needs.
+
+`collect_rollout` is the whole sampling stage: render the prompts with the chat template, sample
+with a generation backend, then one no-grad forward of the policy (old log-probs, and the last-layer
+hidden states when R2M asks for them — the same pass, not an extra one) and one of the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import torch
+
+from prefrl.data.batching import encode, pad_sequences
+from prefrl.data.records import PromptRecord
+from prefrl.data.templates import render_prompt
+from prefrl.models.policy import PolicyModel
+from prefrl.rollout.generation import GenerationBackend, SamplingParams
+
+
+@dataclass
+class Rollout:
+    """N = B·K rows, group-contiguous: rows bK … bK+K−1 answer prompt b."""
+
+    prompts: list[PromptRecord]  # B
+    group_size: int  # K
+    input_ids: torch.Tensor  # (N, P + R) [left-padded prompt | right-padded response]
+    attention_mask: torch.Tensor  # (N, P + R)
+    response_mask: torch.Tensor  # (N, R) 1 on generated tokens (the final EOS included)
+    prompt_length: int  # P
+    responses: list[str]  # N decoded responses (special tokens removed)
+    logprobs: torch.Tensor  # (N, R) log π_old(token), sampling temperature applied
+    ref_logprobs: torch.Tensor | None = None  # (N, R) log π_ref(token)
+    hidden_states: torch.Tensor | None = None  # (N, P + R, d) policy's last layer
+    extras: dict[str, Any] = field(default_factory=dict)  # per-row tensors a recipe adds (rewards, values, …)
+
+    @property
+    def num_rows(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def row_prompts(self) -> list[Any]:
+        """The prompt (text or messages) of each of the N rows."""
+        return [self.prompts[i // self.group_size].prompt for i in range(self.num_rows)]
+
+    @property
+    def response_lengths(self) -> torch.Tensor:
+        return self.response_mask.sum(-1)
+
+    def rows(self, index: torch.Tensor | Sequence[int]) -> "Rollout":
+        """The sub-rollout of the given rows (for micro-batches); prompt-level fields are kept whole."""
+        index = torch.as_tensor(index, dtype=torch.long)
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        return replace(
+            self,
+            input_ids=self.input_ids[index],
+            attention_mask=self.attention_mask[index],
+            response_mask=self.response_mask[index],
+            responses=[self.responses[i] for i in index.tolist()],
+            logprobs=self.logprobs[index],
+            ref_logprobs=pick(self.ref_logprobs),
+            hidden_states=pick(self.hidden_states),
+            extras={k: v[index] for k, v in self.extras.items()},
+        )
+
+
+@torch.no_grad()
+def policy_forward_in_chunks(
+    policy: PolicyModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int, temperature: float, chunk_size: int, return_hidden: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and hidden states) for many rows without a graph, `chunk_size` rows at a time."""
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    logprobs, hidden = [], []
+    for start in range(0, input_ids.shape[0], chunk_size):
+        output = policy(
+            input_ids[start : start + chunk_size].to(device),
+            attention_mask[start : start + chunk_size].to(device),
+            prompt_length,
+            temperature=temperature,
+            return_hidden=return_hidden,
+        )
+        logprobs.append(output.logprobs.float().cpu())
+        if return_hidden:
+            hidden.append(output.hidden_states.cpu())
+    policy.train(was_training)
+    return torch.cat(logprobs), (torch.cat(hidden) if return_hidden else None)
+
+
+def build_sequences(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], group_size: int, pad_token_id: int):
+    """(input_ids, attention_mask, response_mask, P): prompts left-padded, responses right-padded."""
+    reversed_prompts, reversed_mask = pad_sequences([list(reversed(p)) for p in prompt_ids], pad_token_id)
+    prompts, prompt_mask = reversed_prompts.flip(-1), reversed_mask.flip(-1)
+    prompts = prompts.repeat_interleave(group_size, dim=0)
+    prompt_mask = prompt_mask.repeat_interleave(group_size, dim=0)
+    responses, response_mask = pad_sequences([r if r else [pad_token_id] for r in response_ids], pad_token_id)
+    for row, response in enumerate(response_ids):
+        if not response:  # an empty response keeps one masked pad so shapes stay valid
+            response_mask[row] = 0
+    input_ids = torch.cat([prompts, responses], dim=-1)
+    attention_mask = torch.cat([prompt_mask, response_mask], dim=-1)
+    return input_ids, attention_mask, response_mask, prompts.shape[1]
+
+
+def collect_rollout(
+    policy: PolicyModel,
+    backend: GenerationBackend,
+    tokenizer: Any,
+    prompts: Sequence[PromptRecord],
+    params: SamplingParams,
+    generator: torch.Generator,
+    reference: PolicyModel | None = None,
+    return_hidden: bool = False,
+    forward_chunk_size: int = 16,
+) -> Rollout:
+    prompt_ids = [encode(tokenizer, render_prompt(tokenizer, p.prompt)) for p in prompts]
+    response_ids = backend.generate(prompt_ids, params, generator)
+    group_size = len(response_ids) // len(prompt_ids)
+    input_ids, attention_mask, response_mask, prompt_length = build_sequences(prompt_ids, response_ids, group_size, tokenizer.pad_token_id)
+    temperature = 1.0 if params.greedy else params.temperature
+    logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden)
+    ref_logprobs = None
+    if reference is not None:
+        ref_logprobs, _ = policy_forward_in_chunks(reference, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size)
+    texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
+    return Rollout(
+        prompts=list(prompts),
+        group_size=group_size,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        response_mask=response_mask,
+        prompt_length=prompt_length,
+        responses=[t.strip() for t in texts],
+        logprobs=logprobs * response_mask,
+        ref_logprobs=None if ref_logprobs is None else ref_logprobs * response_mask,
+        hidden_states=hidden,
+    )

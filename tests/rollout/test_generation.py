@@ -1,0 +1,59 @@
+import pytest
+import torch
+
+from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.rollout.generation import HFGenerationBackend, SamplingParams, sample_next_token
+
+PROMPTS = ["What is 1+1?", "Hi", "Write about the sea in at most 5 words."]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    # A random tiny model rarely says EOS; make it likely so early stopping is exercised.
+    with torch.no_grad():
+        model.lm_head.weight[tokenizer.eos_token_id] *= 0  # tied: also the EOS embedding
+        model.model.norm.weight.mul_(3.0)
+    return model, tokenizer
+
+
+def ids(tokenizer, text):
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_greedy_matches_hugging_face_generate_per_prompt(tiny):
+    model, tokenizer = tiny
+    backend = HFGenerationBackend(model, [tokenizer.eos_token_id], tokenizer.pad_token_id)
+    prompt_ids = [ids(tokenizer, p) for p in PROMPTS]
+    ours = backend.generate(prompt_ids, SamplingParams(max_new_tokens=12, greedy=True), torch.Generator().manual_seed(0))
+    for prompt, response in zip(prompt_ids, ours):
+        reference = model.generate(
+            torch.tensor([prompt]), max_new_tokens=12, do_sample=False, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
+        )[0, len(prompt) :].tolist()
+        if tokenizer.eos_token_id in reference:  # HF pads after EOS; ours stops
+            reference = reference[: reference.index(tokenizer.eos_token_id) + 1]
+        assert response == reference
+
+
+def test_k_samples_per_prompt_are_group_contiguous_and_reproducible(tiny):
+    model, tokenizer = tiny
+    backend = HFGenerationBackend(model, [tokenizer.eos_token_id], tokenizer.pad_token_id)
+    prompt_ids = [ids(tokenizer, p) for p in PROMPTS]
+    params = SamplingParams(num_samples=4, max_new_tokens=10, temperature=1.0)
+    first = backend.generate(prompt_ids, params, torch.Generator().manual_seed(1))
+    second = backend.generate(prompt_ids, params, torch.Generator().manual_seed(1))
+    assert first == second and len(first) == 12
+    assert all(1 <= len(r) <= 10 for r in first)
+    assert all(r[-1] == tokenizer.eos_token_id or len(r) == 10 for r in first)
+    assert all(tokenizer.eos_token_id not in r[:-1] for r in first)  # stops at the first EOS
+
+
+def test_top_p_keeps_the_smallest_prefix_reaching_the_mass():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    generator = torch.Generator().manual_seed(0)
+    draws = {int(sample_next_token(logits, SamplingParams(top_p=0.7), generator)) for _ in range(300)}
+    assert draws == {0, 1}  # 0.5 < 0.7 ≤ 0.5 + 0.3
+    draws = {int(sample_next_token(logits, SamplingParams(top_p=0.1), generator)) for _ in range(50)}
+    assert draws == {0}
+    frequencies = torch.bincount(torch.stack([sample_next_token(logits, SamplingParams(), generator) for _ in range(4000)]).flatten(), minlength=4) / 4000
+    torch.testing.assert_close(frequencies, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03, rtol=0)

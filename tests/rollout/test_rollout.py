@@ -1,0 +1,33 @@
+import torch
+
+from prefrl.data.records import PromptRecord
+from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.models.policy import PolicyModel
+from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout
+
+
+def test_rollout_shapes_and_logprobs_match_an_unpadded_forward():
+    model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    policy = PolicyModel(model)
+    backend = HFGenerationBackend(model, [tokenizer.eos_token_id], tokenizer.pad_token_id)
+    prompts = [PromptRecord([{"role": "user", "content": "What is 2 + 2?"}]), PromptRecord("Say hi")]
+    rollout = collect_rollout(
+        policy, backend, tokenizer, prompts, SamplingParams(num_samples=3, max_new_tokens=6, temperature=0.7), torch.Generator().manual_seed(0),
+        reference=policy, return_hidden=True, forward_chunk_size=4,
+    )
+    assert rollout.num_rows == 6 and rollout.group_size == 3
+    assert rollout.hidden_states.shape == (6, rollout.input_ids.shape[1], model.config.hidden_size)
+    torch.testing.assert_close(rollout.ref_logprobs, rollout.logprobs)  # reference = policy here
+    # Independent computation: each row alone, no padding, full log-softmax at temperature 0.7.
+    for row in range(rollout.num_rows):
+        mask = rollout.attention_mask[row].bool()
+        tokens = rollout.input_ids[row][mask]
+        length = int(rollout.response_mask[row].sum())
+        with torch.no_grad():
+            logits = model(tokens.unsqueeze(0)).logits[0] / 0.7
+        expected = torch.log_softmax(logits[-length - 1 : -1], dim=-1).gather(-1, tokens[-length:, None]).squeeze(-1)
+        torch.testing.assert_close(rollout.logprobs[row, :length], expected, atol=1e-4, rtol=1e-4)
+        assert torch.all(rollout.logprobs[row, length:] == 0)
+    assert rollout.row_prompts[3] == "Say hi"
+    sub = rollout.rows([1, 4])
+    assert sub.num_rows == 2 and sub.responses == [rollout.responses[1], rollout.responses[4]]
