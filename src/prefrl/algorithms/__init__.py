@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_grpo, train_rloo
+from prefrl.algorithms.ppo import PPOConfig, train_ppo
 from prefrl.algorithms.reward import RewardConfig, train_reward
 
 RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "reward": (RewardConfig, train_reward),
     "grpo": (GRPOConfig, train_grpo),
     "rloo": (RLOOConfig, train_rloo),
+    "ppo": (PPOConfig, train_ppo),
 }
 
 __all__ = ["RECIPES"]

@@ -189,8 +189,20 @@ def trim(rollout: Rollout) -> Rollout:
         logprobs=rollout.logprobs[:, :last],
         ref_logprobs=None if rollout.ref_logprobs is None else rollout.ref_logprobs[:, :last],
         hidden_states=None if rollout.hidden_states is None else rollout.hidden_states[:, first:total_end],
-        extras={k: (v[:, :last] if v.dim() == 2 and v.shape[1] == rollout.response_mask.shape[1] else v) for k, v in rollout.extras.items()},
+        extras={k: _trim_extra(k, v, rollout, last) for k, v in rollout.extras.items()},
     )
+
+
+def _trim_extra(key: str, value: torch.Tensor, rollout: Rollout, response_columns: int) -> torch.Tensor:
+    """Per-token extras (N, R) lose the trailing padding columns; extra sequences that end with the
+    response columns (the value model's input in pairwise PPO) lose the same trailing columns."""
+    width = rollout.response_mask.shape[1]
+    cut = width - response_columns
+    if key.startswith("value_input") or key.startswith("value_attention"):
+        return value[:, : value.shape[1] - cut] if cut else value
+    if value.dim() == 2 and value.shape[1] == width:
+        return value[:, :response_columns]
+    return value
 
 
 def score_rollout(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:

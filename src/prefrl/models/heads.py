@@ -43,3 +43,27 @@ class ScalarRewardModel(nn.Module):
         """(B,) scalar rewards."""
         last = self.last_hidden(input_ids, attention_mask)
         return self.head(last.to(self.head.weight.dtype)).squeeze(-1).float()
+
+
+class ValueModel(nn.Module):
+    """V(s_t) for every response token: a linear head on the backbone's hidden state at the position
+    just before the token (the state the token is generated from).
+
+    Sequences end with the R response columns, whatever comes before them (the prompt, or the prompt
+    and an anchor response for pairwise PPO), so the value positions are the last R, shifted by one.
+    """
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, 1, dtype=next(backbone.parameters()).dtype)
+        nn.init.zeros_(self.head.weight)  # V ≡ 0 at the start: no random value targets in the first updates
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_length: int) -> torch.Tensor:
+        """(N, R) values."""
+        from prefrl.models.policy import position_ids_from_mask
+
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False).last_hidden_state
+        states = hidden[:, -response_length - 1 : -1]
+        return self.head(states.to(self.head.weight.dtype)).squeeze(-1).float()

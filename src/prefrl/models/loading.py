@@ -143,3 +143,12 @@ def load_sequence_classifier(
     if pad_token_id is not None:
         config.pad_token_id = pad_token_id
     return _from_pretrained(AutoModelForSequenceClassification, name, resolved, config=config, dtype=DTYPES[dtype])
+
+
+def load_backbone(name: str, dtype: str = "float32", cache_dir: str | os.PathLike | None = None) -> Any:
+    """The transformer without any head (from a causal LM or a classifier checkpoint): value models
+    start from it."""
+    from transformers import AutoModel
+
+    resolved = resolve_model(name, cache_dir)
+    return _from_pretrained(AutoModel, name, resolved, dtype=DTYPES[dtype])
