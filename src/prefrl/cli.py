@@ -52,6 +52,27 @@ def _eval_preference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval_winrate(args: argparse.Namespace) -> int:
+    from prefrl.data.loaders import load_prompts
+    from prefrl.eval.winrate import policy_responses, win_rate
+    from prefrl.preference import GoldJudge, load_preference_model
+
+    prompts = load_prompts(args.data, args.split, args.data_seed, args.num)
+    judge = GoldJudge(args.data) if args.judge == "gold" else load_preference_model(args.judge)
+    responses_a = policy_responses(args.policy, prompts, args.max_new_tokens, args.batch_size)
+    responses_b = policy_responses(args.baseline, prompts, args.max_new_tokens, args.batch_size)
+    metrics = win_rate(judge, [p.prompt for p in prompts], responses_a, responses_b)
+    if args.json:
+        print(json.dumps({"policy": args.policy, "baseline": args.baseline, "judge": args.judge, "data": args.data, **metrics}, indent=2))
+    else:
+        print(
+            f"win rate of {args.policy} over {args.baseline}: {metrics['win_rate']:.3f} "
+            f"(95% CI {metrics['win_rate_ci_low']:.3f}–{metrics['win_rate_ci_high']:.3f}; "
+            f"{metrics['wins']} wins, {metrics['ties']} ties, {metrics['losses']} losses on {metrics['num_prompts']} prompts; judge {args.judge})"
+        )
+    return 0
+
+
 def _data_export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -101,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     preference.add_argument("--batch-size", type=int, default=32)
     preference.add_argument("--json", action="store_true", help="print the metrics as JSON")
     preference.set_defaults(run=_eval_preference)
+
+    winrate = eval_commands.add_parser("winrate", help="win rate of one policy's responses over another's")
+    winrate.add_argument("--policy", required=True, help="policy A: run directory, model path or name")
+    winrate.add_argument("--baseline", required=True, help="policy B: run directory, model path or name")
+    winrate.add_argument("--judge", required=True, help="a preference model's run directory, or gold (the task's gold judge)")
+    winrate.add_argument("--data", required=True, help="built-in task or prompt file / dataset name")
+    winrate.add_argument("--split", default="test")
+    winrate.add_argument("--num", type=int, default=100, help="prompts to compare on")
+    winrate.add_argument("--data-seed", type=int, default=0)
+    winrate.add_argument("--max-new-tokens", type=int, default=64)
+    winrate.add_argument("--batch-size", type=int, default=16)
+    winrate.add_argument("--json", action="store_true", help="print the result as JSON")
+    winrate.set_defaults(run=_eval_winrate)
 
     data = commands.add_parser("data", help="datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_grpo, train_rloo
+from prefrl.algorithms.pairwise_ppo import PairwisePPOConfig, train_pairwise_ppo
+from prefrl.algorithms.pairwise_rm import PairwiseRMConfig, train_pairwise_rm
 from prefrl.algorithms.ppo import PPOConfig, train_ppo
 from prefrl.algorithms.reward import RewardConfig, train_reward
 
@@ -13,6 +15,8 @@ RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "grpo": (GRPOConfig, train_grpo),
     "rloo": (RLOOConfig, train_rloo),
     "ppo": (PPOConfig, train_ppo),
+    "pairwise-rm": (PairwiseRMConfig, train_pairwise_rm),
+    "pairwise-ppo": (PairwisePPOConfig, train_pairwise_ppo),
 }
 
 __all__ = ["RECIPES"]

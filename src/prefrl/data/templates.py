@@ -29,3 +29,51 @@ def render_conversation(tokenizer: Any, prompt: Text, response: Text) -> str:
     if isinstance(response, list):
         response = response[-1]["content"]
     return prompt + response + (tokenizer.eos_token or "")
+
+
+def flatten_conversation(text: Text) -> str:
+    """A prompt as plain text for a judge's prompt: a string as is; a single user turn as its
+    content; a longer conversation as "Role: content" lines."""
+    if isinstance(text, str):
+        return text
+    if len(text) == 1:
+        return text[0]["content"]
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in text)
+
+
+def response_text(response: Text) -> str:
+    """The assistant's words: a string as is, or the content of the last message."""
+    return response if isinstance(response, str) else response[-1]["content"]
+
+
+# ---- judge prompts (one place; every generative preference model renders through these) ----
+PAIRWISE_JUDGE_PROMPT = (
+    "Which response answers the request better?\n\n"
+    "[Request]\n{prompt}\n\n[Response A]\n{response_a}\n\n[Response B]\n{response_b}\n\n"
+    "Reply with a single letter: A or B."
+)
+PAIRWISE_VERDICTS = ("A", "B")
+
+
+def render_pairwise_judge(tokenizer: Any, prompt: Text, response_a: Text, response_b: Text) -> str:
+    """The pairwise judge's input: the chat up to the assistant turn whose first token is the verdict."""
+    question = PAIRWISE_JUDGE_PROMPT.format(prompt=flatten_conversation(prompt), response_a=response_text(response_a), response_b=response_text(response_b))
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True)
+    return question + "\nAnswer:"
+
+
+ANCHOR_HEADER = "\n\n[Reference response]\n"
+
+
+def with_anchor(prompt: Text, anchor: Text) -> Text:
+    """The prompt with an anchor response appended to its last user turn (pairwise PPO's value input)."""
+    addition = ANCHOR_HEADER + response_text(anchor)
+    if isinstance(prompt, str):
+        return prompt + addition
+    messages = [dict(m) for m in prompt]
+    for message in reversed(messages):
+        if message["role"] == "user":
+            message["content"] += addition
+            break
+    return messages

@@ -27,7 +27,7 @@ from prefrl.errors import ConfigError
 from prefrl.eval.policy import eos_token_ids, generate_responses, mean_score
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.models.policy import PolicyModel
-from prefrl.preference import GoldJudge, PointwisePreferenceModel, load_preference_model
+from prefrl.preference import GoldJudge, PreferenceModel, load_preference_model
 from prefrl.preference.base import write_model_card
 from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
 from prefrl.utils import publish_directory
@@ -63,6 +63,8 @@ class PolicyConfig(TrainConfig):
     forward_chunk_size: int = option(16, "Rows per no-grad forward when computing rollout log-probs.")
     data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`).")
 
+    needs_reward_model = True  # class attribute: pairwise PPO takes a judge instead
+
     def validate(self) -> None:
         super().validate()
         if self.num_generations < 1:
@@ -75,7 +77,7 @@ class PolicyConfig(TrainConfig):
             raise ConfigError(f"config key 'kl_estimator' must be k1, k2 or k3, got {self.kl_estimator!r}")
         if self.loss_aggregation not in ("token-mean", "sequence-mean", "fixed-length-sum"):
             raise ConfigError(f"config key 'loss_aggregation' must be token-mean, sequence-mean or fixed-length-sum, got {self.loss_aggregation!r}")
-        if not self.reward_model and not is_task(self.data) and getattr(self, "needs_reward", True):
+        if not self.reward_model and not is_task(self.data) and self.needs_reward_model:
             raise ConfigError(f"data={self.data!r} has no gold judge: set reward_model=RUN_DIR (a trained preference model)")
 
 
@@ -94,7 +96,7 @@ class PolicySetup:
     reference: PolicyModel | None
     train_prompts: list[PromptRecord]
     eval_prompts: list[PromptRecord]
-    reward: PointwisePreferenceModel | None  # the proxy reward (or the gold judge when none is given)
+    reward: PreferenceModel | None  # the proxy (pointwise, or pairwise for pairwise PPO), or the gold judge
     gold: GoldJudge | None  # the task's gold judge, logged beside the proxy
 
     @property
@@ -123,14 +125,17 @@ def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | N
     return tokenizer, PolicyModel(lm), reference
 
 
-def setup_policy(config: PolicyConfig, reward: str | None = None) -> PolicySetup:
-    """Stage 1 of every policy recipe: prompts (validated), policy, reference, reward sources."""
+def setup_policy(config: PolicyConfig, reward: str | None = None, pairwise: bool = False) -> PolicySetup:
+    """Stage 1 of every policy recipe: prompts (validated), policy, reference, reward sources.
+
+    `reward` overrides `config.reward_model`; `pairwise=True` accepts a pairwise preference model
+    (pairwise PPO's judge) where the other recipes need a pointwise one."""
     train_prompts = load_prompts(config.data, config.train_split, config.data_seed, config.num_train)
     eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
     gold = GoldJudge(config.data) if is_task(config.data) else None
     reward_source = reward if reward is not None else config.reward_model
     proxy = load_preference_model(reward_source) if reward_source else gold
-    if proxy is not None and not proxy.is_pointwise:
+    if proxy is not None and not pairwise and not proxy.is_pointwise:
         raise ConfigError(f"reward_model={reward_source!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
     tokenizer, policy, reference = load_policy(config)
     return PolicySetup(tokenizer, policy, reference, train_prompts, eval_prompts, proxy, gold)
@@ -222,7 +227,7 @@ def evaluate_policy(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Modul
     metrics: dict[str, float] = {}
     if setup.gold is not None:
         metrics["eval/gold_reward"] = mean_score(setup.gold, setup.eval_prompts, responses)
-    if setup.reward is not None and setup.reward is not setup.gold:
+    if setup.reward is not None and setup.reward is not setup.gold and setup.reward.is_pointwise:
         metrics["eval/proxy_reward"] = mean_score(setup.reward, setup.eval_prompts, responses)
     metrics["eval/response_length"] = sum(len(setup.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses)
     metrics["eval/seconds"] = time.perf_counter() - started

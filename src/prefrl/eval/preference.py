@@ -14,10 +14,18 @@ from prefrl.preference.base import PreferenceModel
 def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair], batch_size: int = 64) -> dict[str, float]:
     """Accuracy = fraction of pairs with P(chosen ≻ rejected) > ½ (a tie counts ½), its Wilson
     interval, the Brier score and expected calibration error (10 bins) of P(chosen ≻ rejected)."""
-    probabilities = []
+    probabilities, consistent = [], []
+    reads_both_orders = hasattr(model, "order_probs")  # pairwise judges: report position consistency
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
-        probabilities.append(model.prob([p.prompt for p in chunk], [p.chosen for p in chunk], [p.rejected for p in chunk]).float().cpu())
+        args = ([p.prompt for p in chunk], [p.chosen for p in chunk], [p.rejected for p in chunk])
+        if reads_both_orders:
+            chosen_first, chosen_second = model.order_probs(*args)
+            probabilities.append(0.5 * (chosen_first + chosen_second))
+            # the verdict survives swapping A and B
+            consistent.append(((chosen_first > 0.5) == (chosen_second > 0.5)).float())
+        else:
+            probabilities.append(model.prob(*args).float().cpu())
     prob = torch.cat(probabilities)
     correct = (prob > 0.5).float() + 0.5 * (prob == 0.5).float()
     low, high = wilson_interval(float(correct.sum()), len(pairs))
@@ -33,4 +41,5 @@ def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair],
         "ece": expected_calibration_error(both_orders, labels),
         "mean_prob_chosen": float(prob.mean()),
         "num_pairs": len(pairs),
+        **({"position_consistency": float(torch.cat(consistent).mean())} if consistent else {}),
     }

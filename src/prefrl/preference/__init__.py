@@ -10,9 +10,10 @@ from prefrl.errors import ModelNotFoundError
 from prefrl.preference.base import MODEL_CARD, PointwisePreferenceModel, PreferenceModel, read_model_card
 from prefrl.preference.bradley_terry import BradleyTerryModel
 from prefrl.preference.gold import GoldJudge
+from prefrl.preference.pairwise import PairwiseJudge
 
 # kind in prefrl_model.json -> class with a `load(directory, **kwargs)` classmethod
-REGISTRY: dict[str, Any] = {BradleyTerryModel.kind: BradleyTerryModel}
+REGISTRY: dict[str, Any] = {BradleyTerryModel.kind: BradleyTerryModel, PairwiseJudge.kind: PairwiseJudge}
 
 
 def model_directory(path: str | Path) -> Path:
@@ -40,4 +41,4 @@ def load_preference_model(path: str, **kwargs: Any) -> PreferenceModel:
     return REGISTRY[card["kind"]].load(directory, **kwargs)
 
 
-__all__ = ["PreferenceModel", "PointwisePreferenceModel", "BradleyTerryModel", "GoldJudge", "load_preference_model", "REGISTRY"]
+__all__ = ["PreferenceModel", "PointwisePreferenceModel", "BradleyTerryModel", "GoldJudge", "PairwiseJudge", "load_preference_model", "REGISTRY"]

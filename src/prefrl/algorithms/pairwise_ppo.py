@@ -1,0 +1,99 @@
+"""Pairwise PPO — `prefrl train pairwise-ppo` (Pairwise-RL, paper 001).
+
+PPO (see ppo.py) whose sequence reward is the win probability against an anchor response,
+
+    R(x, y) = P(y ≻ y_anchor | x) = ½ [P(A | x, y, y_anchor) + P(B | x, y_anchor, y)]
+
+from a pairwise preference model (both orders averaged). The anchor is the dataset's `reference`
+response, else the initial policy's greedy response, computed once before training and cached in
+the run directory. The value model reads the anchor as well as the prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prefrl.algorithms.ppo import PPOConfig, train_ppo
+from prefrl.config import option
+from prefrl.data.batching import encode, pad_sequences
+from prefrl.data.templates import render_prompt, with_anchor
+from prefrl.engine.rl import PolicySetup, setup_policy
+from prefrl.errors import ConfigError
+from prefrl.eval.policy import generate_responses
+from prefrl.rollout import Rollout
+from prefrl.utils import write_json
+
+ANCHOR_FILE = "anchors.json"
+
+
+@dataclass
+class PairwisePPOConfig(PPOConfig):
+    """Pairwise PPO: reward = P(y ≻ anchor | x) from a pairwise judge; the value model sees the anchor."""
+
+    output_dir: str = option("runs/pairwise-ppo", "Run directory.")
+    judge: str = option("", "Pairwise preference model: a run directory of `prefrl train pairwise-rm`, or gold:TASK.")
+    anchor_source: str = option("reference", "reference: the dataset's reference response where present, else the initial policy's greedy one; policy: always the policy's.")
+    needs_reward_model = False
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.judge:
+            raise ConfigError("pairwise-ppo needs judge=RUN_DIR (a pairwise preference model) or judge=gold:TASK")
+        if self.anchor_source not in ("reference", "policy"):
+            raise ConfigError(f"config key 'anchor_source' must be reference or policy, got {self.anchor_source!r}")
+
+
+def attach_anchors(setup: PolicySetup, config: PairwisePPOConfig, run_dir: Path, is_main: bool) -> None:
+    """Give every training prompt an anchor (record.reference), computing missing ones once.
+
+    Greedy responses of the initial policy are cached in <run>/anchors.json, so a resumed run (whose
+    policy has moved) keeps the anchors of the initial policy."""
+    cache = run_dir / ANCHOR_FILE
+    need = [i for i, p in enumerate(setup.train_prompts) if config.anchor_source == "policy" or p.reference is None]
+    if not need:
+        return
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+    else:
+        responses = generate_responses(setup.lm, setup.tokenizer, [setup.train_prompts[i] for i in need], config.max_new_tokens, config.eval_batch_size)
+        cached = {str(i): r for i, r in zip(need, responses)}
+        if is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_json(cache, cached)
+    for i in need:
+        setup.train_prompts[i].reference = cached[str(i)]
+
+
+def anchor_rewards(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
+    prompts = rollout.row_prompts
+    anchors = [rollout.prompts[i // rollout.group_size].reference for i in range(rollout.num_rows)]
+    rewards = setup.reward.prob(prompts, rollout.responses, anchors).float()
+    gold = setup.gold.score(prompts, rollout.responses).float() if setup.gold is not None else None
+    return rewards, gold
+
+
+def value_inputs_with_anchor(setup: PolicySetup, rollout: Rollout) -> None:
+    """Value model input: [left-padded prompt + anchor | the same response columns]."""
+    tokenizer = setup.tokenizer
+    prompt_ids = [encode(tokenizer, render_prompt(tokenizer, with_anchor(p.prompt, p.reference))) for p in rollout.prompts]
+    reversed_ids, reversed_mask = pad_sequences([list(reversed(ids)) for ids in prompt_ids], tokenizer.pad_token_id)
+    ids = reversed_ids.flip(-1).repeat_interleave(rollout.group_size, dim=0)
+    mask = reversed_mask.flip(-1).repeat_interleave(rollout.group_size, dim=0)
+    response_ids = rollout.input_ids[:, rollout.prompt_length :]
+    response_mask = rollout.attention_mask[:, rollout.prompt_length :]
+    rollout.extras["value_input_ids"] = torch.cat([ids, response_ids], dim=-1)
+    rollout.extras["value_attention_mask"] = torch.cat([mask, response_mask], dim=-1)
+
+
+def train_pairwise_ppo(config: PairwisePPOConfig) -> dict[str, Any]:
+    setup = setup_policy(config, reward=config.judge, pairwise=True)
+    from accelerate import PartialState
+
+    state = PartialState()
+    attach_anchors(setup, config, Path(config.output_dir), state.is_main_process)
+    return train_ppo(config, recipe="pairwise-ppo", reward_fn=anchor_rewards, setup=setup, prepare_rollout=value_inputs_with_anchor)

@@ -1,0 +1,111 @@
+"""Pairwise generative judge — `prefrl train pairwise-rm` (GRAM-style; Pairwise-RL, paper 001).
+
+Every pair is read in both orders, [x, y⁺, y⁻] with verdict "A" and [x, y⁻, y⁺] with verdict "B":
+
+    ℓ = mean over both orders of −[(1 − ε) log P(correct verdict) + ε log P(other verdict)]
+
+(cross-entropy over the two verdict tokens with label smoothing ε).
+Stages: 1 load and validate data → 2 the judge from a causal LM → 3 train → 4 save → 5 evaluate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from prefrl.config import option
+from prefrl.config import TrainConfig
+from prefrl.data.batching import pad_sequences
+from prefrl.data.loaders import load_preference_pairs
+from prefrl.engine.engine import Engine
+from prefrl.engine.supervised import train_supervised
+from prefrl.errors import ConfigError, DataError
+from prefrl.eval.preference import evaluate_preference
+from prefrl.preference.pairwise import PairwiseJudge
+from prefrl.utils import publish_directory, write_json
+
+
+@dataclass
+class PairwiseRMConfig(TrainConfig):
+    """Pairwise generative judge: next token "A" or "B" for [x, A, B], both orders of every pair."""
+
+    output_dir: str = option("runs/pairwise-rm", "Run directory.")
+    lr: float = option(1e-5, "Peak learning rate (AdamW).")
+    max_length: int = option(1024, "Longest judge prompt (x and both responses) in tokens; longer rows are an error at start-up.")
+    label_smoothing: float = option(0.0, "ε: weight moved from the correct verdict to the other one.")
+    eval_batch_size: int = option(16, "Judge prompts per forward pass in evaluation.")
+    data_seed: int = option(0, "Seed of the built-in task generator.")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"config key 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
+
+
+def verdict_loss(verdict_logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy over the two verdicts with label smoothing.
+
+    Args:
+        verdict_logits: (N, 2) logits of "A" and "B".
+        labels: (N,) 0 when "A" is right, 1 when "B" is.
+    Returns: loss; stats: accuracy (argmax = label), prob_correct (mean P of the right verdict).
+    """
+    loss = F.cross_entropy(verdict_logits, labels, label_smoothing=2 * label_smoothing)
+    probs = torch.softmax(verdict_logits.detach(), dim=-1)
+    return loss, {
+        "accuracy": (verdict_logits.argmax(-1) == labels).float().mean().detach(),
+        "prob_correct": probs.gather(-1, labels[:, None]).mean(),
+    }
+
+
+def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
+    engine = Engine(config, recipe="pairwise-rm")
+
+    # 1. Data.
+    train_pairs = load_preference_pairs(config.data, config.train_split, config.data_seed, config.num_train)
+    eval_pairs = load_preference_pairs(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
+
+    # 2. The judge; both orders of each pair tokenized once.
+    judge = PairwiseJudge.from_base(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None, batch_size=config.eval_batch_size, max_length=config.max_length)
+    examples = []
+    for row, pair in enumerate(train_pairs, start=1):
+        orders = ((judge.encode(pair.prompt, pair.chosen, pair.rejected), 0), (judge.encode(pair.prompt, pair.rejected, pair.chosen), 1))
+        for ids, _ in orders:
+            if len(ids) >= config.max_length:
+                raise DataError(f"{config.data} ({config.train_split}): row {row}: judge prompt is longer than max_length={config.max_length}")
+        examples.append(orders)
+    engine.start_run()
+
+    def collate(rows: list) -> dict[str, Any]:
+        sequences = [ids for orders in rows for ids, _ in orders]
+        ids, mask = pad_sequences(sequences, judge.tokenizer.pad_token_id)
+        labels = torch.tensor([label for orders in rows for _, label in orders])
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels, "num_tokens": int(mask.sum())}
+
+    # 3. Train.
+    model = engine.prepare(judge.model)
+    train_supervised(
+        engine,
+        examples,
+        collate=collate,
+        loss_fn=lambda m, b: verdict_loss(m(b["input_ids"], b["attention_mask"]), b["labels"], config.label_smoothing),
+        count_tokens=lambda b: b["num_tokens"],
+        progress_keys=("train/loss", "train/accuracy"),
+    )
+
+    # 4. Save; 5. evaluate.
+    judge.model = engine.unwrap(model)
+    result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
+    if engine.is_main:
+        publish_directory(Path(config.output_dir) / "model", judge.save)
+    if eval_pairs and engine.is_main:
+        result["eval"] = evaluate_preference(judge, eval_pairs)
+        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
+        write_json(Path(config.output_dir) / "eval.json", result["eval"])
+        engine.print(f"[pairwise-rm] held-out accuracy {result['eval']['accuracy']:.3f}, position consistency {result['eval']['position_consistency']:.3f}")
+    engine.finish()
+    return result
