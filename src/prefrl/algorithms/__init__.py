@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from prefrl.algorithms.dpo import DPOConfig, train_dpo
 from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_grpo, train_rloo
 from prefrl.algorithms.pairwise_ppo import PairwisePPOConfig, train_pairwise_ppo
 from prefrl.algorithms.pairwise_rm import PairwiseRMConfig, train_pairwise_rm
@@ -17,6 +18,7 @@ RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "ppo": (PPOConfig, train_ppo),
     "pairwise-rm": (PairwiseRMConfig, train_pairwise_rm),
     "pairwise-ppo": (PairwisePPOConfig, train_pairwise_ppo),
+    "dpo": (DPOConfig, train_dpo),
 }
 
 __all__ = ["RECIPES"]

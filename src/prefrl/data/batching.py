@@ -75,3 +75,17 @@ def collate_pairs(pairs: Sequence[TokenizedPair], pad_token_id: int) -> PairBatc
     if any(p.margin is not None for p in pairs):
         margins = torch.tensor([p.margin or 0.0 for p in pairs], dtype=torch.float32)
     return PairBatch(ids, mask, margins, int(mask.sum()))
+
+
+def tokenize_prompt_response(tokenizer: Any, prompt: Any, response: Any) -> tuple[list[int], list[int]]:
+    """(prompt ids ending at the assistant turn, response ids up to and including end-of-turn).
+
+    The whole conversation is rendered once and split where the rendered prompt ends, so the
+    response keeps exactly the tokens the chat template puts after the prompt."""
+    from prefrl.data.templates import render_conversation, render_prompt
+
+    prompt_text = render_prompt(tokenizer, prompt)
+    full_text = render_conversation(tokenizer, prompt, response)
+    if not full_text.startswith(prompt_text):  # a template that rewrites earlier turns
+        raise DataError("the chat template renders the prompt differently on its own and inside the conversation")
+    return encode(tokenizer, prompt_text), encode(tokenizer, full_text[len(prompt_text) :])

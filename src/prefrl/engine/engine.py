@@ -214,7 +214,9 @@ class Engine:
         if self.is_main:
             staging.mkdir(parents=True, exist_ok=True)
         self.accelerator.wait_for_everyone()
-        self.accelerator.save_state(str(staging))
+        # accelerate warns that it drops the tied output embedding when saving; it re-ties on load.
+        with quiet_logger("accelerate"):
+            self.accelerator.save_state(str(staging))
         self.accelerator.wait_for_everyone()
         final = staging.parent / ckpt.step_name(self.step)
         if self.is_main:
@@ -235,6 +237,19 @@ class Engine:
 
     def progress(self, description: str) -> ProgressBar:
         return ProgressBar(description, total=self.config.max_steps, completed=self.step, enabled=self.is_main and self.config.progress)
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str):
+    import logging
+
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def rng_snapshot() -> dict[str, Any]:

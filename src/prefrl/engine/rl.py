@@ -121,7 +121,7 @@ def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | N
     elif config.kl_coef > 0:
         frozen = copy.deepcopy(lm).eval()
         frozen.requires_grad_(False)
-        reference = PolicyModel(frozen)
+        reference = PolicyModel(frozen).eval()
     return tokenizer, PolicyModel(lm), reference
 
 
