@@ -10,6 +10,7 @@ from prefrl.algorithms.pairwise_ppo import PairwisePPOConfig, train_pairwise_ppo
 from prefrl.algorithms.pairwise_rm import PairwiseRMConfig, train_pairwise_rm
 from prefrl.algorithms.ppo import PPOConfig, train_ppo
 from prefrl.algorithms.reward import RewardConfig, train_reward
+from prefrl.algorithms.sppo import SPPOConfig, train_sppo
 
 RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "reward": (RewardConfig, train_reward),
@@ -19,6 +20,7 @@ RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "pairwise-rm": (PairwiseRMConfig, train_pairwise_rm),
     "pairwise-ppo": (PairwisePPOConfig, train_pairwise_ppo),
     "dpo": (DPOConfig, train_dpo),
+    "sppo": (SPPOConfig, train_sppo),
 }
 
 __all__ = ["RECIPES"]

@@ -69,6 +69,7 @@ class Engine:
             raise ConfigError(f"batch_size={config.batch_size} must be divisible by the number of processes ({world})")
         self.step = 0  # the recipe's step: a batch of data, or a rollout and its updates
         self.updates = 0  # optimizer steps taken (several per step in PPO-style recipes)
+        self.total_steps = config.max_steps  # SPPO runs max_steps per iteration: it sets this higher
         self.model: torch.nn.Module | None = None
         self.optimizer = None
         self.scheduler = None
@@ -124,8 +125,8 @@ class Engine:
         scheduler = get_scheduler(
             SCHEDULES[config.lr_scheduler],
             optimizer,
-            num_warmup_steps=int(config.warmup_ratio * config.max_steps * updates_per_step),
-            num_training_steps=config.max_steps * updates_per_step,
+            num_warmup_steps=int(config.warmup_ratio * self.total_steps * updates_per_step),
+            num_training_steps=self.total_steps * updates_per_step,
         )
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         if self.resume_dir is not None:
@@ -206,7 +207,7 @@ class Engine:
     def should_save(self) -> bool:
         """Every `save_steps` steps, and always after the last one (so every run can be resumed)."""
         every = self.config.save_steps
-        return self.step == self.config.max_steps or (every > 0 and self.step % every == 0)
+        return self.step == self.total_steps or (every > 0 and self.step % every == 0)
 
     def save_checkpoint(self, extra_state: dict[str, Any] | None = None) -> Path:
         """Model, optimizer, scheduler, every process's RNG, and the trainer state, written atomically."""
@@ -236,7 +237,7 @@ class Engine:
         self.accelerator.wait_for_everyone()
 
     def progress(self, description: str) -> ProgressBar:
-        return ProgressBar(description, total=self.config.max_steps, completed=self.step, enabled=self.is_main and self.config.progress)
+        return ProgressBar(description, total=self.total_steps, completed=self.step, enabled=self.is_main and self.config.progress)
 
 
 @contextlib.contextmanager

@@ -114,12 +114,19 @@ def collect_rollout(
     reference: PolicyModel | None = None,
     return_hidden: bool = False,
     forward_chunk_size: int = 16,
+    logprob_temperature: float | None = None,
 ) -> Rollout:
+    """Sample, then score the samples under the policy (and reference) in one no-grad pass each.
+
+    Log-probs use the sampling temperature unless `logprob_temperature` says otherwise (SPPO needs
+    log π_t(y|x) of the policy itself, at temperature 1)."""
     prompt_ids = [encode(tokenizer, render_prompt(tokenizer, p.prompt)) for p in prompts]
     response_ids = backend.generate(prompt_ids, params, generator)
     group_size = len(response_ids) // len(prompt_ids)
     input_ids, attention_mask, response_mask, prompt_length = build_sequences(prompt_ids, response_ids, group_size, tokenizer.pad_token_id)
     temperature = 1.0 if params.greedy else params.temperature
+    if logprob_temperature is not None:
+        temperature = logprob_temperature
     logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden)
     ref_logprobs = None
     if reference is not None:

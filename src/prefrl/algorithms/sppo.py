@@ -1,0 +1,265 @@
+"""SPPO: self-play preference optimisation — `prefrl train sppo` (paper 003), and iterative DPO /
+IPO / sppo_hard on the same generated pairs (`loss=dpo|ipo|sppo_hard`).
+
+Iteration t (π_t = the policy as it enters the iteration):
+  1. sample K responses per prompt from π_t (temperature 0.7, top-p 0.9) and keep log π_t(y|x);
+  2. the oracle fills the K×K matrix P(y_k ≻ y_k' | x) (a pointwise oracle needs K scores per
+     prompt, not K²); P̂(y_k ≻ π_t | x) = (1/K) Σ_k' P(y_k ≻ y_k' | x), the self-pair counting ½;
+  3. keep y_w = argmax P̂ and y_l = argmin P̂ (or all K) and minimise, over `max_steps` steps,
+
+        (log π(y|x) − log π_t(y|x) − η (P̂(y ≻ π_t | x) − ½))²        (summed log-probs, η = 1/β)
+
+     with η/2 replaced by an estimate of log Z from the K samples when log_partition=estimate.
+Each iteration's generated data (prompt, responses, matrix, P̂, kept responses) is written to
+<run>/iteration-t/generated.jsonl and its policy to <run>/iteration-t/model; a run resumes
+between and within iterations from <run>/checkpoints without sampling again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from prefrl.config import option
+from prefrl.data.batching import encode
+from prefrl.data.records import PromptRecord
+from prefrl.data.templates import render_prompt
+from prefrl.engine.engine import Engine
+from prefrl.engine.rl import PolicyConfig, PolicySetup, evaluate_policy, make_backend, save_policy, setup_policy, step_generator
+from prefrl.engine.supervised import GlobalBatchSampler
+from prefrl.errors import ConfigError
+from prefrl.eval.policy import generate_responses
+from prefrl.eval.winrate import win_rate
+from prefrl.objectives.preference_optimization import (
+    DPO_LOSSES,
+    dpo_loss,
+    estimate_log_partition,
+    gold_preference_matrix,
+    pointwise_preference_matrix,
+    select_sppo_pairs,
+    sppo_loss,
+    win_rate_against_policy,
+)
+from prefrl.preference import GoldJudge, PreferenceModel
+from prefrl.rollout import SamplingParams, collect_rollout
+from prefrl.rollout.rollout import build_sequences
+
+GENERATED_FILE = "generated.jsonl"
+
+
+@dataclass
+class SPPOConfig(PolicyConfig):
+    """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle."""
+
+    output_dir: str = option("runs/sppo", "Run directory: iteration-t/ folders with generated data and policies, checkpoints/, metrics.jsonl.")
+    oracle: str = option("", "Preference oracle: a preference model's run directory (BT, pairwise, …); empty uses the task's gold judge.")
+    iterations: int = option(3, "Self-play iterations T.")
+    max_steps: int = option(20, "Optimizer steps per iteration.")
+    batch_size: int = option(8, "Prompts per optimizer step (global); each brings its kept responses.")
+    lr: float = option(5e-7, "Peak learning rate (AdamW).")
+    num_generations: int = option(5, "K responses sampled per prompt.")
+    temperature: float = option(0.7, "Sampling temperature.")
+    top_p: float = option(0.9, "Nucleus sampling mass.")
+    prompts_per_iteration: int = option(64, "Prompts sampled each iteration (0: all training prompts).")
+    eta: float = option(1000.0, "η = 1/β of the SPPO target η(P̂ − ½) (official β = 1e-3).")
+    keep: str = option("extremes", "Which responses train: extremes (argmax and argmin of P̂, as the official code) or all K.")
+    log_partition: str = option("constant", "constant: log Z ≈ η/2 (the paper's practice); estimate: log Z from the K samples (eq. 3.5).")
+    loss: str = option("sppo", "sppo, or a DPO-family loss on the (argmax, argmin) pairs against π_t: sigmoid, ipo, sppo_hard.")
+    beta: float = option(0.1, "β of the DPO-family losses.")
+    kl_coef: float = option(0.0, "Unused by SPPO (π_t's log-probs are kept from sampling); 0 loads no reference model.")
+    generation_batch_size: int = option(16, "Prompts per sampling call.")
+    needs_reward_model = False
+
+    def validate(self) -> None:
+        super().validate()
+        if self.iterations < 1:
+            raise ConfigError("config key 'iterations' must be at least 1")
+        if self.num_generations < 2:
+            raise ConfigError("SPPO needs num_generations ≥ 2 (a win rate against the policy's own samples)")
+        if self.keep not in ("extremes", "all"):
+            raise ConfigError(f"config key 'keep' must be extremes or all, got {self.keep!r}")
+        if self.log_partition not in ("constant", "estimate"):
+            raise ConfigError(f"config key 'log_partition' must be constant or estimate, got {self.log_partition!r}")
+        if self.loss != "sppo" and self.loss not in DPO_LOSSES:
+            raise ConfigError(f"config key 'loss' must be sppo or one of {', '.join(DPO_LOSSES)}, got {self.loss!r}")
+        if self.loss != "sppo" and self.keep != "extremes":
+            raise ConfigError("DPO-family losses train on the (argmax, argmin) pair: use keep=extremes")
+        if not self.oracle and not self.data_is_task():
+            raise ConfigError(f"data={self.data!r} has no gold judge: set oracle=RUN_DIR (a trained preference model)")
+
+    def data_is_task(self) -> bool:
+        from prefrl.data.tasks import is_task
+
+        return is_task(self.data)
+
+
+def preference_matrices(oracle: PreferenceModel, prompts: list[Any], responses: list[list[str]]) -> torch.Tensor:
+    """(B, K, K) P(y_k ≻ y_k' | x) for every prompt, in one batched oracle call."""
+    count, k = len(prompts), len(responses[0])
+    if oracle.is_pointwise:
+        # K scores per prompt; the matrix follows from them (σ of differences, or 1/0/½ for a rule).
+        scores = oracle.score([p for p in prompts for _ in range(k)], [r for group in responses for r in group]).float().view(count, k)
+        return gold_preference_matrix(scores) if isinstance(oracle, GoldJudge) else pointwise_preference_matrix(scores)
+    pairs = [(b, i, j) for b in range(count) for i in range(k) for j in range(i + 1, k)]
+    probs = oracle.prob([prompts[b] for b, _, _ in pairs], [responses[b][i] for b, i, _ in pairs], [responses[b][j] for b, _, j in pairs]).float()
+    matrix = torch.full((count, k, k), 0.5)
+    for (b, i, j), p in zip(pairs, probs.tolist()):
+        matrix[b, i, j], matrix[b, j, i] = p, 1.0 - p
+    return matrix
+
+
+def generate_iteration(setup: PolicySetup, config: SPPOConfig, prompts: list[PromptRecord], iteration: int, rank: int) -> list[dict[str, Any]]:
+    """Stage 1 + 2: samples, π_t log-probs, oracle matrix, win rates and the kept responses."""
+    backend = make_backend(setup.lm, setup.tokenizer)
+    params = SamplingParams(num_samples=config.num_generations, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(prompts), config.generation_batch_size):
+        chunk = prompts[start : start + config.generation_batch_size]
+        generator = step_generator(config, iteration * 100_003 + start, rank)
+        rollout = collect_rollout(setup.policy, backend, setup.tokenizer, chunk, params, generator, forward_chunk_size=config.forward_chunk_size, logprob_temperature=1.0)
+        k = rollout.group_size
+        sequence_logps = rollout.logprobs.sum(-1).view(len(chunk), k)
+        texts = [rollout.responses[b * k : (b + 1) * k] for b in range(len(chunk))]
+        matrices = preference_matrices(setup.reward, [p.prompt for p in chunk], texts)
+        win_rates = win_rate_against_policy(matrices)
+        log_z = estimate_log_partition(win_rates, config.eta)
+        winners, losers = select_sppo_pairs(win_rates)
+        for b, record in enumerate(chunk):
+            rows = range(b * k, (b + 1) * k)
+            response_ids = [rollout.input_ids[r, rollout.prompt_length :][rollout.response_mask[r].bool()].tolist() for r in rows]
+            kept = list(range(k)) if config.keep == "all" else [int(winners[b]), int(losers[b])]
+            records.append({
+                "prompt": record.prompt,
+                "prompt_ids": encode(setup.tokenizer, render_prompt(setup.tokenizer, record.prompt)),
+                "responses": texts[b],
+                "response_ids": response_ids,
+                "policy_logps": sequence_logps[b].tolist(),
+                "matrix": matrices[b].tolist(),
+                "win_rates": win_rates[b].tolist(),
+                "log_partition": float(log_z[b]),
+                "kept": kept,
+            })
+    return records
+
+
+def iteration_dir(config: SPPOConfig, iteration: int) -> Path:
+    return Path(config.output_dir) / f"iteration-{iteration + 1}"
+
+
+def load_or_generate(setup: PolicySetup, config: SPPOConfig, engine: Engine, iteration: int) -> list[dict[str, Any]]:
+    """The iteration's data: read back when an interrupted run already generated it."""
+    rank, world = engine.accelerator.process_index, engine.accelerator.num_processes
+    path = iteration_dir(config, iteration) / (GENERATED_FILE if world == 1 else f"generated-rank{rank}.jsonl")
+    if path.is_file():
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    prompts = setup.train_prompts
+    if config.prompts_per_iteration and config.prompts_per_iteration < len(prompts):
+        chosen = GlobalBatchSampler(len(prompts), config.prompts_per_iteration, config.seed).indices_for_step(iteration)
+        prompts = [prompts[i] for i in chosen]
+    records = generate_iteration(setup, config, prompts[rank::world], iteration, rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text("".join(json.dumps(r) + "\n" for r in records))
+    staging.replace(path)
+    return records
+
+
+def collate_kept(records: list[dict[str, Any]], config: SPPOConfig, pad_token_id: int) -> dict[str, Any]:
+    """Rows of the kept responses: for DPO-family losses winners first, then losers."""
+    rows = []
+    for r in records:
+        kept = r["kept"]
+        rows.extend((r, i) for i in kept)
+    if config.loss != "sppo":
+        rows = [(r, r["kept"][0]) for r in records] + [(r, r["kept"][1]) for r in records]
+    input_ids, attention_mask, response_mask, prompt_length = build_sequences(
+        [r["prompt_ids"] for r, _ in rows], [r["response_ids"][i] for r, i in rows], 1, pad_token_id
+    )
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "response_mask": response_mask,
+        "prompt_length": prompt_length,
+        "reference_logps": torch.tensor([r["policy_logps"][i] for r, i in rows]),
+        "win_rates": torch.tensor([r["win_rates"][i] for r, i in rows]),
+        "log_partition": torch.tensor([r["log_partition"] for r, _ in rows]),
+        "num_pairs": len(records),
+    }
+
+
+def self_play_loss(model: torch.nn.Module, batch: dict[str, Any], config: SPPOConfig) -> tuple[torch.Tensor, dict]:
+    output = model(batch["input_ids"], batch["attention_mask"], batch["prompt_length"])
+    logps = (output.logprobs * batch["response_mask"]).sum(-1)
+    reference = batch["reference_logps"].to(logps.device)
+    if config.loss == "sppo":
+        log_z = batch["log_partition"].to(logps.device) if config.log_partition == "estimate" else None
+        return sppo_loss(logps, reference, batch["win_rates"].to(logps.device), config.eta, log_partition=log_z)
+    count = batch["num_pairs"]
+    return dpo_loss(logps[:count], logps[count:], reference[:count], reference[count:], config.beta, config.loss)
+
+
+def train_sppo(config: SPPOConfig) -> dict[str, Any]:
+    engine = Engine(config, recipe="sppo" if config.loss == "sppo" else f"iterative-{config.loss}")
+    engine.total_steps = config.iterations * config.max_steps
+    setup = setup_policy(config, reward=config.oracle, pairwise=True)
+    engine.start_run()
+    model = engine.prepare(setup.policy)
+    result: dict[str, Any] = {"output_dir": config.output_dir, "iterations": []}
+
+    # The initial policy's greedy responses: the baseline of the gold win rate after each iteration.
+    initial_responses = generate_responses(setup.lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size) if setup.eval_prompts and setup.gold else []
+    first_iteration = engine.step // config.max_steps
+    with engine.progress(engine.recipe) as bar:
+        for iteration in range(first_iteration, config.iterations):
+            # 1 + 2. Snapshot π_t's samples and log-probs, the oracle's matrix and the win rates.
+            started = time.perf_counter()
+            records = load_or_generate(setup, config, engine, iteration)
+            if config.loss != "sppo":  # a tied pair carries no preference for DPO-family losses
+                records = [r for r in records if r["win_rates"][r["kept"][0]] > r["win_rates"][r["kept"][1]]] or records
+            generation_seconds = time.perf_counter() - started
+            kept_rates = [r["win_rates"][i] for r in records for i in r["kept"]]
+            engine.log({
+                "sppo/iteration": iteration + 1,
+                "sppo/mean_kept_win_rate": sum(kept_rates) / len(kept_rates),
+                "sppo/winner_win_rate": sum(r["win_rates"][r["kept"][0]] for r in records) / len(records),
+                "perf/generation_s": generation_seconds,
+            })
+
+            # 3. max_steps optimizer steps on the kept responses.
+            per_process = config.batch_size // engine.accelerator.num_processes
+            sampler = GlobalBatchSampler(len(records), per_process, config.seed + iteration)
+            while engine.step < (iteration + 1) * config.max_steps:
+                local_step = engine.step - iteration * config.max_steps
+                indices = sampler.indices_for_step(local_step)
+                accumulation = config.gradient_accumulation_steps
+                size = max(1, len(indices) // accumulation)
+                chunks = [indices[i * size : (i + 1) * size] for i in range(accumulation) if indices[i * size : (i + 1) * size]]
+                micro_batches = [collate_kept([records[i] for i in chunk], config, setup.tokenizer.pad_token_id) for chunk in chunks]
+                stats = engine.optimizer_step(micro_batches, lambda m, b: self_play_loss(m, b, config))
+                engine.end_step()
+                metrics = {f"train/{k}": v for k, v in stats.items()}
+                if engine.step % config.logging_steps == 0:
+                    engine.log(metrics)
+                bar.advance(metrics, ("train/loss",))
+                if engine.should_save():
+                    engine.save_checkpoint({"iteration": iteration + 1})
+
+            # 4. The iteration's policy, and its gold win rate against the initial policy.
+            save_policy(engine, setup, iteration_dir(config, iteration) / "model")
+            summary: dict[str, Any] = {"iteration": iteration + 1}
+            if initial_responses and engine.is_main:
+                current = generate_responses(setup.lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
+                summary.update({f"gold_{k}": v for k, v in win_rate(setup.gold, [p.prompt for p in setup.eval_prompts], current, initial_responses).items()})
+                summary["gold_reward"] = float(setup.gold.score([p.prompt for p in setup.eval_prompts], current).mean())
+                engine.log({f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
+            result["iterations"].append(summary)
+
+    save_policy(engine, setup, Path(config.output_dir) / "model")
+    result["steps"] = engine.step
+    engine.finish()
+    return result

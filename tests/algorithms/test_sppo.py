@@ -1,0 +1,107 @@
+"""SPPO and iterative DPO on the tiny model."""
+
+import json
+
+import pytest
+import torch
+
+from prefrl.algorithms import sppo
+from prefrl.algorithms.sppo import SPPOConfig, preference_matrices, train_sppo
+from prefrl.cli import main
+from prefrl.engine.metrics import read_metrics
+from prefrl.preference.base import PointwisePreferenceModel, PreferenceModel
+from tests.algorithms.rl_helpers import DigitShare, with_reward
+
+SMALL = dict(model="tiny", data="arithmetic", batch_size=2, prompts_per_iteration=4, max_new_tokens=8, num_eval=2, progress=False)
+
+
+def test_cli_writes_each_iterations_data_and_policy(tmp_path):
+    run = tmp_path / "D"
+    assert main(["train", "sppo", "model=tiny", "data=arithmetic", "iterations=2", "max_steps=2", f"output_dir={run}", "batch_size=2", "prompts_per_iteration=4", "max_new_tokens=8", "num_eval=2", "progress=false"]) == 0
+    for iteration in (1, 2):
+        folder = run / f"iteration-{iteration}"
+        assert (folder / "model" / "config.json").is_file()
+        records = [json.loads(line) for line in (folder / "generated.jsonl").read_text().splitlines()]
+        assert len(records) == 4
+        for record in records:
+            matrix = torch.tensor(record["matrix"])
+            assert matrix.shape == (5, 5) and torch.allclose(matrix + matrix.T, torch.ones(5, 5))
+            torch.testing.assert_close(torch.tensor(record["win_rates"]), matrix.mean(-1))  # diagonal ½ included
+            assert len(record["responses"]) == 5 and len(record["kept"]) == 2
+    assert any("eval/gold_win_rate" in m for m in read_metrics(run))
+
+
+class CountingPointwise(PointwisePreferenceModel):
+    def __init__(self):
+        self.rows = 0
+
+    def score(self, prompts, responses):
+        self.rows += len(responses)
+        return torch.tensor([float(len(r)) for r in responses])
+
+
+class CountingPairwise(PreferenceModel):
+    def __init__(self):
+        self.rows = 0
+
+    def prob(self, prompts, a, b):
+        self.rows += len(a)
+        return torch.tensor([0.9 if len(x) > len(y) else 0.2 for x, y in zip(a, b)])
+
+
+def test_pointwise_oracle_needs_k_scores_per_prompt_and_pairwise_fills_both_triangles():
+    responses = [["a", "bbb", "cc"], ["dd", "e", "fff"]]
+    pointwise = CountingPointwise()
+    matrix = preference_matrices(pointwise, ["p", "q"], responses)
+    assert pointwise.rows == 6  # K per prompt, not K²
+    assert matrix[0, 1, 0].item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())  # σ(3 − 1)
+    pairwise = CountingPairwise()
+    matrix = preference_matrices(pairwise, ["p", "q"], responses)
+    assert pairwise.rows == 6  # K(K−1)/2 = 3 pairs per prompt
+    assert matrix[0, 0, 1].item() == pytest.approx(0.2) and matrix[0, 1, 0].item() == pytest.approx(0.8)
+    assert torch.all(matrix.diagonal(dim1=-2, dim2=-1) == 0.5)
+
+
+def test_resume_within_an_iteration_reuses_its_data_and_losses(tmp_path, monkeypatch):
+    with_reward(monkeypatch, sppo, DigitShare())
+    config = dict(SMALL, iterations=2, max_steps=2, save_steps=1, eta=5.0, lr=1e-3, num_eval=0)
+    train_sppo(SPPOConfig(output_dir=str(tmp_path / "full"), **config))
+    reference = [m["train/loss"] for m in read_metrics(tmp_path / "full") if "train/loss" in m]
+
+    from prefrl.engine.engine import Engine
+
+    original = Engine.end_step
+
+    def crash(self):
+        original(self)
+        if self.step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Engine, "end_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_sppo(SPPOConfig(output_dir=str(tmp_path / "cut"), **config))
+    monkeypatch.setattr(Engine, "end_step", original)
+    generated = tmp_path / "cut" / "iteration-2" / "generated.jsonl"
+    before = generated.read_text()
+    calls = {"n": 0}
+    real_generate = sppo.generate_iteration
+    monkeypatch.setattr(sppo, "generate_iteration", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real_generate(*a, **k))[1])
+    train_sppo(SPPOConfig(output_dir=str(tmp_path / "cut"), resume=True, **config))
+    assert calls["n"] == 0 and generated.read_text() == before
+    assert [m["train/loss"] for m in read_metrics(tmp_path / "cut") if "train/loss" in m] == reference
+
+
+@pytest.mark.parametrize("variant", [dict(loss="sigmoid"), dict(loss="ipo"), dict(loss="sppo_hard"), dict(keep="all"), dict(log_partition="estimate")])
+def test_variants_run(tmp_path, monkeypatch, variant):
+    with_reward(monkeypatch, sppo, DigitShare())
+    result = train_sppo(SPPOConfig(output_dir=str(tmp_path / "v"), iterations=1, max_steps=1, eta=5.0, **dict(SMALL, num_eval=0), **variant))
+    assert result["steps"] == 1
+
+
+def test_self_play_raises_the_oracles_preference(tmp_path, monkeypatch):
+    with_reward(monkeypatch, sppo, DigitShare())
+    run = tmp_path / "learn"
+    train_sppo(SPPOConfig(output_dir=str(run), iterations=4, max_steps=4, eta=20.0, lr=2e-3, lr_scheduler="constant", keep="all", **dict(SMALL, prompts_per_iteration=8, batch_size=4, num_eval=0)))
+    records = [[json.loads(l) for l in (run / f"iteration-{i}" / "generated.jsonl").read_text().splitlines()] for i in (1, 4)]
+    share = [sum(DigitShare().score([""] * 40, [r for rec in recs for r in rec["responses"]]).tolist()) / 40 for recs in records]
+    assert share[1] > share[0] + 0.05, share
