@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from prefrl.algorithms.dpo import DPOConfig, train_dpo
+from prefrl.algorithms.dwrl import DWRLConfig, train_dwrl
+from prefrl.algorithms.gpm_grpo import GPMGRPOConfig, train_gpm_grpo
 from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_grpo, train_rloo
 from prefrl.algorithms.pairwise_ppo import PairwisePPOConfig, train_pairwise_ppo
 from prefrl.algorithms.pairwise_rm import PairwiseRMConfig, train_pairwise_rm
@@ -21,6 +23,8 @@ RECIPES: dict[str, tuple[type, Callable[[Any], dict]]] = {
     "pairwise-ppo": (PairwisePPOConfig, train_pairwise_ppo),
     "dpo": (DPOConfig, train_dpo),
     "sppo": (SPPOConfig, train_sppo),
+    "dwrl": (DWRLConfig, train_dwrl),
+    "gpm-grpo": (GPMGRPOConfig, train_gpm_grpo),
 }
 
 __all__ = ["RECIPES"]

@@ -39,6 +39,7 @@ from prefrl.engine.rl import (
     timed,
     trim,
 )
+from prefrl.algorithms.r2m import R2MFeedback
 from prefrl.errors import ConfigError
 from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
 from prefrl.rollout import Rollout, collect_rollout
@@ -51,6 +52,11 @@ class GRPOConfig(PolicyConfig):
     """GRPO: group-relative advantages, PPO-clip per token, k3 KL in the loss."""
 
     output_dir: str = option("runs/grpo", "Run directory.")
+    r2m: bool = option(False, "R2M: the reward model reads the policy's hidden states and is updated after every policy step (needs a BT reward_model).")
+    r2m_alpha: float = option(0.3, "α of the R2M loss (1 − α)·BT + α·GRE.")
+    r2m_omega_floor: float = option(0.6, "Ω: floor of ω(t) = max(½cos(πt/T) + ½, Ω), the weight of the frozen embedding.")
+    r2m_lr: float = option(1e-6, "Learning rate of the R2M feedback head.")
+    r2m_ablation: str = option("none", "none, frozen (head never trains), noise (Gaussian noise instead of h), no-gre, no-bt.")
     scale_rewards: str = option("group", "Divide group-centred rewards by the group std (group), the batch std (batch), or not (none, Dr. GRPO).")
     kl_in_reward: bool = option(False, "Subtract β·Σ_t KL_t from the reward (RLOO-style) instead of adding β·KL to the loss.")
 
@@ -60,6 +66,10 @@ class GRPOConfig(PolicyConfig):
             raise ConfigError(f"config key 'scale_rewards' must be group, batch or none, got {self.scale_rewards!r}")
         if self.num_generations < 2:
             raise ConfigError("group advantages need num_generations ≥ 2")
+        if self.r2m and not self.reward_model:
+            raise ConfigError("r2m=true needs reward_model=RUN_DIR: a Bradley–Terry reward model to extend")
+        if self.r2m_ablation not in ("none", "frozen", "noise", "no-gre", "no-bt"):
+            raise ConfigError(f"config key 'r2m_ablation' must be none, frozen, noise, no-gre or no-bt, got {self.r2m_ablation!r}")
 
 
 @dataclass
@@ -100,13 +110,18 @@ def group_advantages(config: GRPOConfig) -> AdvantageFn:
     return lambda rewards, k: grpo_advantages(rewards, k, scale=config.scale_rewards)
 
 
-def train_group_policy(config: GRPOConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None) -> dict[str, Any]:
+def train_group_policy(
+    config: GRPOConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None, setup: PolicySetup | None = None, model_kind: str = "policy"
+) -> dict[str, Any]:
+    """The group loop. `setup` lets a variant bring its own prompts and reward (GRPO-pair does)."""
     engine = Engine(config, recipe=recipe)
     advantage_fn = advantage_fn or group_advantages(config)
 
     # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
-    setup: PolicySetup = setup_policy(config)
+    setup = setup or setup_policy(config)
     engine.start_run()
+    # R2M's feedback head and its optimizer join the checkpoint, so they exist before `prepare` resumes.
+    r2m = R2MFeedback(config, engine, setup.reward, setup.lm.config.hidden_size) if config.r2m else None
     model = engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
     stream = PromptStream(setup.train_prompts, config, engine)
     backend = make_backend(setup.lm, setup.tokenizer)
@@ -125,11 +140,14 @@ def train_group_policy(config: GRPOConfig, recipe: str = "grpo", advantage_fn: A
             with timed(timings, "generation"):
                 rollout = collect_rollout(
                     setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
-                    reference=setup.reference, forward_chunk_size=config.forward_chunk_size,
+                    reference=setup.reference, forward_chunk_size=config.forward_chunk_size, return_hidden=r2m is not None,
                 )
-            # 3. Rewards: the proxy drives learning; the gold judge is only watched.
+            # 3. Rewards: the proxy drives learning; the gold judge is only watched. With R2M the
+            #    proxy reads the policy's hidden states from the forward pass just made.
             with timed(timings, "reward"):
                 rewards, gold = score_rollout(setup, rollout)
+                if r2m is not None:
+                    rewards, r2m_state = r2m.rewards(rollout, engine.step)
             kl_per_row = None
             if rollout.ref_logprobs is not None:
                 kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)
@@ -142,11 +160,18 @@ def train_group_policy(config: GRPOConfig, recipe: str = "grpo", advantage_fn: A
                 for _ in range(config.ppo_epochs):
                     pieces = micro_batch_rows(rollout.num_rows, config.gradient_accumulation_steps, generator)
                     stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], lambda m, b: group_policy_loss(m, b, config))
+            r2m_stats: dict[str, float] = {}
+            if r2m is not None:  # the reward model follows the policy it just moved
+                with timed(timings, "r2m_update"):
+                    r2m_stats = r2m.update(rollout, r2m_state, setup.policy)
             engine.end_step()
 
             # 5. Metrics, evaluation, checkpoint.
             generated = float(rollout.response_mask.sum())
             metrics = {f"policy/{k}": v for k, v in stats.items()}
+            if r2m is not None:
+                metrics.update({f"rm/{k}": v for k, v in r2m_stats.items()})
+                metrics.update({"rm/omega": r2m_state.omega, "rm/r2m_reward": float(rewards.mean()), "rm/frozen_reward": float(r2m_state.frozen.mean())})
             metrics.update(engine.mean_over_processes({
                 "train/reward": float(rewards.mean()),
                 "train/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
@@ -165,7 +190,7 @@ def train_group_policy(config: GRPOConfig, recipe: str = "grpo", advantage_fn: A
             if engine.should_save():
                 engine.save_checkpoint()
 
-    save_policy(engine, setup, Path(config.output_dir) / "model")
+    save_policy(engine, setup, Path(config.output_dir) / "model", kind=model_kind)
     if engine.is_main:
         result["eval_after"] = evaluate_policy(setup, config, setup.lm)
         engine.log(result["eval_after"])

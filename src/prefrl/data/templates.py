@@ -77,3 +77,48 @@ def with_anchor(prompt: Text, anchor: Text) -> Text:
             message["content"] += addition
             break
     return messages
+
+
+# ---- the dialog generative preference model (DWRL, paper 000) ----
+DIALOG_CRITIQUE_PROMPT = (
+    "[Request]\n{prompt}\n\n[Response]\n{response}\n\n"
+    "Check the response: is it correct, and does it do what the request asks? Give a short critique."
+)
+DIALOG_VERDICT_PROMPT = "Is this response good? Answer Yes or No."
+DIALOG_ANSWER = "Yes"
+_THOUGHT_MARK = "\u241fTHOUGHT\u241f"
+
+
+def render_dialog(tokenizer: Any, prompt: Text, response: Text) -> tuple[str, str]:
+    """(prefix, suffix) of the two-turn judging dialog around the thought o:
+
+        prefix = turn 1 (critique request for x, y) up to the assistant's turn, where o is generated
+        suffix = end of the assistant's turn, turn 2 ("Is this response good? …"), and the assistant
+                 turn whose first token is the answer (its "Yes" probability is the score)
+    Rendering one conversation with a marker for o and splitting there keeps the chat template exact.
+    """
+    critique = DIALOG_CRITIQUE_PROMPT.format(prompt=flatten_conversation(prompt), response=response_text(response))
+    if not getattr(tokenizer, "chat_template", None):
+        return f"{critique}\nCritique:", f"\n{DIALOG_VERDICT_PROMPT}\nAnswer:"
+    messages = [
+        {"role": "user", "content": critique},
+        {"role": "assistant", "content": _THOUGHT_MARK},
+        {"role": "user", "content": DIALOG_VERDICT_PROMPT},
+    ]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prefix, suffix = text.split(_THOUGHT_MARK)
+    return prefix, suffix
+
+
+# ---- the thinking pairwise judge trained with GRPO ("GRPO (pair)", the DWRL paper's baseline) ----
+THINKING_JUDGE_PROMPT = (
+    "Which response answers the request better?\n\n"
+    "[Request]\n{prompt}\n\n[Response A]\n{response_a}\n\n[Response B]\n{response_b}\n\n"
+    "Think it through briefly, then finish with a line 'Verdict: A' or 'Verdict: B'."
+)
+VERDICT_MARK = "Verdict:"
+
+
+def thinking_judge_messages(prompt: Text, response_a: Text, response_b: Text) -> list[dict[str, str]]:
+    content = THINKING_JUDGE_PROMPT.format(prompt=flatten_conversation(prompt), response_a=response_text(response_a), response_b=response_text(response_b))
+    return [{"role": "user", "content": content}]

@@ -9,11 +9,13 @@ from prefrl.data.tasks import is_task
 from prefrl.errors import ModelNotFoundError
 from prefrl.preference.base import MODEL_CARD, PointwisePreferenceModel, PreferenceModel, read_model_card
 from prefrl.preference.bradley_terry import BradleyTerryModel
+from prefrl.preference.dialog import DialogGPM
 from prefrl.preference.gold import GoldJudge
 from prefrl.preference.pairwise import PairwiseJudge
+from prefrl.preference.thinking_judge import ThinkingJudge
 
 # kind in prefrl_model.json -> class with a `load(directory, **kwargs)` classmethod
-REGISTRY: dict[str, Any] = {BradleyTerryModel.kind: BradleyTerryModel, PairwiseJudge.kind: PairwiseJudge}
+REGISTRY: dict[str, Any] = {BradleyTerryModel.kind: BradleyTerryModel, PairwiseJudge.kind: PairwiseJudge, DialogGPM.kind: DialogGPM, ThinkingJudge.kind: ThinkingJudge}
 
 
 def model_directory(path: str | Path) -> Path:
@@ -41,4 +43,4 @@ def load_preference_model(path: str, **kwargs: Any) -> PreferenceModel:
     return REGISTRY[card["kind"]].load(directory, **kwargs)
 
 
-__all__ = ["PreferenceModel", "PointwisePreferenceModel", "BradleyTerryModel", "GoldJudge", "PairwiseJudge", "load_preference_model", "REGISTRY"]
+__all__ = ["PreferenceModel", "PointwisePreferenceModel", "BradleyTerryModel", "GoldJudge", "PairwiseJudge", "DialogGPM", "load_preference_model", "REGISTRY"]

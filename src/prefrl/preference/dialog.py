@@ -1,0 +1,166 @@
+"""Dialog generative preference model (DWRL, paper 000).
+
+Turn 1 asks the model to critique y for x; it writes a thought o. Turn 2 asks "Is this response
+good? Answer Yes or No."; the score is π(Yes | x, y, o), read from the logits at the answer position.
+One forward pass over [prefix, o, suffix] gives both log π(o | x, y) (the thought tokens) and
+π(Yes | x, y, o) (the last position) — never two passes.
+
+    score(x, y) = p̂(x, y) = (1/n) Σᵢ π(Yes | x, y, oᵢ),  oᵢ ~ π(· | x, y)
+    prob(x, a, b) = p̂_a / (p̂_a + p̂_b)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from prefrl.data.batching import encode
+from prefrl.data.records import Text
+from prefrl.data.templates import DIALOG_ANSWER, render_dialog
+from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.models.policy import position_ids_from_mask, token_logprobs_from_logits
+from prefrl.preference.base import PointwisePreferenceModel, write_model_card
+from prefrl.preference.pairwise import single_token_id
+from prefrl.rollout.generation import HFGenerationBackend, SamplingParams
+
+KIND = "dialog-gpm"
+
+
+@dataclass
+class Dialogs:
+    """N dialogs [prefix | thought | suffix], right-padded. Row i's thought occupies positions
+    thought_start[i] … thought_start[i] + thought_length[i] − 1; its answer position is the last token."""
+
+    input_ids: torch.Tensor  # (N, L)
+    attention_mask: torch.Tensor  # (N, L)
+    thought_start: torch.Tensor  # (N,)
+    thought_length: torch.Tensor  # (N,)
+
+    def rows(self, index: torch.Tensor) -> "Dialogs":
+        return Dialogs(self.input_ids[index], self.attention_mask[index], self.thought_start[index], self.thought_length[index])
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def build_dialogs(prefixes: Sequence[list[int]], thoughts: Sequence[list[int]], suffixes: Sequence[list[int]], pad_token_id: int) -> Dialogs:
+    sequences = [p + t + s for p, t, s in zip(prefixes, thoughts, suffixes)]
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, : len(sequence)] = 1
+    return Dialogs(ids, mask, torch.tensor([len(p) for p in prefixes]), torch.tensor([len(t) for t in thoughts]))
+
+
+@dataclass
+class DialogOutput:
+    thought_logprobs: torch.Tensor  # (N,) log π(o | x, y), summed over the thought's tokens
+    answer_logprobs: torch.Tensor  # (N,) log π(Yes | x, y, o)
+    thought_token_logprobs: torch.Tensor  # (N, T) per thought token (0 on padding)
+    thought_mask: torch.Tensor  # (N, T)
+
+
+class DialogScorer(nn.Module):
+    """One forward over the dialogs; the output layer only at the thought and answer positions."""
+
+    def __init__(self, lm: nn.Module, answer_token_id: int):
+        super().__init__()
+        self.lm = lm
+        self.answer_token_id = answer_token_id
+
+    def forward(self, dialogs: Dialogs) -> DialogOutput:
+        ids, mask = dialogs.input_ids, dialogs.attention_mask
+        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False).last_hidden_state
+        rows = torch.arange(ids.shape[0], device=ids.device)
+        width = max(int(dialogs.thought_length.max()), 1)
+        offsets = torch.arange(width, device=ids.device)
+        thought_mask = offsets[None, :] < dialogs.thought_length.to(ids.device)[:, None]
+        token_positions = (dialogs.thought_start.to(ids.device)[:, None] + offsets[None, :]).clamp(max=ids.shape[1] - 1)
+        # token at position t is predicted from position t − 1; the answer from the last real token
+        answer_position = mask.sum(-1) - 1
+        gather = torch.cat([token_positions - 1, answer_position[:, None]], dim=1)
+        selected = hidden[rows[:, None], gather]
+        logits = self.lm.get_output_embeddings()(selected)
+        thought_tokens = ids[rows[:, None], token_positions]
+        token_logprobs = token_logprobs_from_logits(logits[:, :-1], thought_tokens) * thought_mask
+        answer = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, self.answer_token_id]
+        return DialogOutput(token_logprobs.sum(-1), answer, token_logprobs, thought_mask.long())
+
+
+class DialogGPM(PointwisePreferenceModel):
+    kind = KIND
+
+    def __init__(self, scorer: DialogScorer, tokenizer: Any, n_thoughts: int = 4, max_thought_tokens: int = 64, temperature: float = 1.0, batch_size: int = 16, seed: int = 0):
+        self.scorer = scorer
+        self.tokenizer = tokenizer
+        self.n_thoughts = n_thoughts
+        self.max_thought_tokens = max_thought_tokens
+        self.temperature = temperature
+        self.batch_size = batch_size
+        self.seed = seed
+        from prefrl.eval.policy import eos_token_ids
+
+        self.backend = HFGenerationBackend(scorer.lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+
+    @classmethod
+    def from_base(cls, name: str, dtype: str = "float32", cache_dir: str | None = None, **kwargs: Any) -> "DialogGPM":
+        tokenizer = load_tokenizer(name, cache_dir)
+        lm = load_causal_lm(name, dtype=dtype, cache_dir=cache_dir)
+        return cls(DialogScorer(lm, single_token_id(tokenizer, DIALOG_ANSWER)), tokenizer, **kwargs)
+
+    @classmethod
+    def load(cls, directory: str | Path, dtype: str = "float32", n_thoughts: int | None = None, **kwargs: Any) -> "DialogGPM":
+        import json
+
+        card = json.loads((Path(directory) / "prefrl_model.json").read_text())
+        settings = {"n_thoughts": card.get("n_thoughts", 4), "max_thought_tokens": card.get("max_thought_tokens", 64)}
+        if n_thoughts:
+            settings["n_thoughts"] = n_thoughts
+        return cls.from_base(str(directory), dtype=dtype, **settings, **kwargs)
+
+    def save(self, directory: str | Path) -> None:
+        self.scorer.lm.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+        write_model_card(directory, KIND, n_thoughts=self.n_thoughts, max_thought_tokens=self.max_thought_tokens)
+
+    def dialog_parts(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[list[list[int]], list[list[int]]]:
+        parts = [render_dialog(self.tokenizer, p, r) for p, r in zip(prompts, responses)]
+        return [encode(self.tokenizer, prefix) for prefix, _ in parts], [encode(self.tokenizer, suffix) for _, suffix in parts]
+
+    def sample_thoughts(self, prefixes: Sequence[list[int]], n: int, generator: torch.Generator, greedy: bool = False) -> list[list[int]]:
+        """n thoughts per prefix, group-contiguous; each prefix is encoded once and shared by its n
+        samples through the KV cache. The end-of-turn token is dropped: the suffix supplies it."""
+        params = SamplingParams(num_samples=n, max_new_tokens=self.max_thought_tokens, temperature=self.temperature, greedy=greedy)
+        thoughts = self.backend.generate(prefixes, params, generator)
+        stop = set(self.backend.eos_token_ids.tolist())
+        return [t[:-1] if t and t[-1] in stop else t for t in thoughts]
+
+    @torch.no_grad()
+    def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> torch.Tensor:
+        """p̂(x, y): the mean Yes-probability over n sampled thoughts."""
+        generator = torch.Generator().manual_seed(self.seed)
+        scores = []
+        was_training = self.scorer.training
+        self.scorer.eval()
+        for start in range(0, len(prompts), self.batch_size):
+            prefixes, suffixes = self.dialog_parts(prompts[start : start + self.batch_size], responses[start : start + self.batch_size])
+            thoughts = self.sample_thoughts(prefixes, self.n_thoughts, generator)
+            n = self.n_thoughts
+            dialogs = build_dialogs([p for p in prefixes for _ in range(n)], thoughts, [s for s in suffixes for _ in range(n)], self.tokenizer.pad_token_id)
+            device = next(self.scorer.parameters()).device
+            answer = self.scorer(Dialogs(*(t.to(device) for t in (dialogs.input_ids, dialogs.attention_mask, dialogs.thought_start, dialogs.thought_length)))).answer_logprobs
+            scores.append(answer.exp().view(-1, n).mean(-1).cpu())
+        self.scorer.train(was_training)
+        return torch.cat(scores)
+
+    def prob(self, prompts: Sequence[Text], responses_a: Sequence[Text], responses_b: Sequence[Text]) -> torch.Tensor:
+        scores = self.score(list(prompts) * 2, list(responses_a) + list(responses_b))
+        count = len(prompts)
+        return scores[:count] / (scores[:count] + scores[count:]).clamp(min=1e-12)
