@@ -40,7 +40,7 @@ def _eval_preference(args: argparse.Namespace) -> int:
     from prefrl.preference import load_preference_model
 
     pairs = load_preference_pairs(args.data, args.split, args.data_seed, args.num)  # validate data before loading a model
-    model = load_preference_model(args.model)
+    model = load_preference_model(args.model, n_thoughts=args.n_thoughts)
     metrics = evaluate_preference(model, pairs, batch_size=args.batch_size)
     if args.json:
         print(json.dumps({"model": args.model, "data": args.data, "split": args.split, **metrics}, indent=2))
@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     preference.add_argument("--num", type=int, default=200, help="rows to evaluate (0: all; built-in tasks generate this many)")
     preference.add_argument("--data-seed", type=int, default=0, help="seed of a built-in task's generator")
     preference.add_argument("--batch-size", type=int, default=32)
+    preference.add_argument("--n-thoughts", type=int, default=None, help="thoughts per response for a dialog GPM (default: as trained)")
     preference.add_argument("--json", action="store_true", help="print the metrics as JSON")
     preference.set_defaults(run=_eval_preference)
 

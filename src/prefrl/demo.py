@@ -1,75 +1,138 @@
-"""`prefrl demo`: the end-to-end job on the embedded default, sized for a 2-core CPU (~10 minutes).
+"""`prefrl demo`: the whole loop on the embedded default, sized for a 2-core CPU (~10 minutes).
 
-Stage 1 scores the held-out arithmetic pairs with SmolLM2-135M-Instruct and a fresh reward head
-(the "before" accuracy); stage 2 trains the Bradley–Terry reward model; stage 3 scores the same
-pairs again and prints the before/after table.
+  1. score held-out arithmetic pairs with SmolLM2-135M-Instruct and a fresh reward head (before);
+  2. train a Bradley–Terry reward model on arithmetic preference pairs, score the pairs again (after);
+  3. align the policy with SPPO, the reward model as its preference oracle;
+  4. print the before/after table — preference accuracy, and the gold win rate of the aligned
+     policy over the initial one — and save a plot of the run in its directory.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from prefrl.algorithms.reward import RewardConfig, train_reward
+from prefrl.algorithms.sppo import SPPOConfig, train_sppo
 from prefrl.data.loaders import load_preference_pairs
+from prefrl.engine.metrics import read_metrics
 from prefrl.eval.preference import evaluate_preference
 from prefrl.preference.bradley_terry import BradleyTerryModel
 from prefrl.utils import write_json
 
-# The budget: measured on the 2-core machine (docs/benchmarks.md).
-DEMO_STEPS = 60
-DEMO_BATCH = 8
-DEMO_EVAL = 200
+@dataclass
+class DemoBudget:
+    """How much work each stage does; the defaults fit ~10 minutes on 2 CPU cores (docs/benchmarks.md)."""
+
+    reward_steps: int = 40
+    reward_batch: int = 8
+    eval_pairs: int = 100
+    sppo_iterations: int = 2
+    sppo_steps: int = 6
+    sppo_prompts: int = 24
+    sppo_samples: int = 4
+    max_new_tokens: int = 48
+    eval_prompts: int = 48
+    bf16: bool = True
 
 
-def run_demo(output_dir: str = "runs/demo", model: str = "smollm2-135m-instruct", max_steps: int | None = None, num_eval: int | None = None) -> dict:
+def run_demo(output_dir: str = "runs/demo", model: str = "smollm2-135m-instruct", max_steps: int | None = None, num_eval: int | None = None, budget: DemoBudget | None = None) -> dict[str, Any]:
     console = Console()
-    num_eval = DEMO_EVAL if num_eval is None else num_eval
-    config = RewardConfig(
-        model=model,
-        data="arithmetic",
-        output_dir=str(Path(output_dir) / "reward"),
-        max_steps=DEMO_STEPS if max_steps is None else max_steps,
-        batch_size=DEMO_BATCH,
-        lr=2e-5,
-        num_train=(DEMO_STEPS if max_steps is None else max_steps) * DEMO_BATCH,
-        num_eval=num_eval,
-        save_steps=0,
+    started = time.perf_counter()
+    out = Path(output_dir)
+    budget = budget or DemoBudget()
+    reward_steps = budget.reward_steps if max_steps is None else max_steps
+    eval_pairs_count = budget.eval_pairs if num_eval is None else num_eval
+    reward_config = RewardConfig(
+        model=model, data="arithmetic", output_dir=str(out / "reward"), max_steps=reward_steps, batch_size=budget.reward_batch,
+        lr=2e-5, num_train=reward_steps * budget.reward_batch, num_eval=eval_pairs_count, bf16=budget.bf16,
     )
-    console.rule("[bold]prefrl demo: Bradley–Terry reward model on held-out arithmetic")
-    console.print(f"model {model}; {config.max_steps} steps × {config.batch_size} pairs; {num_eval} held-out pairs")
+    console.rule("[bold]prefrl demo: preference model → policy alignment, on held-out arithmetic")
+    console.print(f"model {model}; reward model {reward_steps} steps × {budget.reward_batch} pairs; SPPO {budget.sppo_iterations} iterations × {budget.sppo_steps} steps")
 
-    # 1. Before: the pretrained backbone with the same freshly initialised head training starts from.
-    console.print("[bold]1/3[/] scoring held-out pairs before training")
-    eval_pairs = load_preference_pairs("arithmetic", "test", config.data_seed, num_eval)
+    # 1. Before: the pretrained backbone with the head training starts from (same seed).
+    console.print("[bold]1/4[/] scoring held-out pairs with the untrained reward model")
+    eval_pairs = load_preference_pairs("arithmetic", "test", reward_config.data_seed, eval_pairs_count)
     from accelerate.utils import set_seed
 
-    set_seed(config.seed)
-    initial = BradleyTerryModel.from_base(model, dtype=config.dtype, batch_size=config.eval_batch_size)
+    set_seed(reward_config.seed)
+    initial = BradleyTerryModel.from_base(model, batch_size=reward_config.eval_batch_size)
     before = evaluate_preference(initial, eval_pairs)
     del initial
 
-    # 2 + 3. Train, then the recipe evaluates the same held-out pairs.
-    console.print("[bold]2/3[/] training the reward model")
-    result = train_reward(config)
-    after = result["eval"]
+    # 2. Train the reward model; the recipe scores the same held-out pairs afterwards.
+    console.print("[bold]2/4[/] training the Bradley–Terry reward model")
+    reward_result = train_reward(reward_config)
+    after = reward_result["eval"]
 
-    console.print("[bold]3/3[/] results")
-    table = Table(title="Held-out preference accuracy (arithmetic, test split)")
-    for column in ("model", "accuracy", "95% CI", "Brier", "ECE"):
+    # 3. SPPO with the trained reward model as the oracle; gold win rate against π_0 per iteration.
+    console.print("[bold]3/4[/] aligning the policy with SPPO (oracle: the reward model)")
+    sppo_config = SPPOConfig(
+        model=model, data="arithmetic", oracle=str(out / "reward"), output_dir=str(out / "sppo"), iterations=budget.sppo_iterations,
+        max_steps=budget.sppo_steps, batch_size=4, prompts_per_iteration=budget.sppo_prompts, num_generations=budget.sppo_samples,
+        max_new_tokens=budget.max_new_tokens, eta=1000.0, lr=1e-6, num_eval=budget.eval_prompts, bf16=budget.bf16,
+        lr_scheduler="constant", warmup_ratio=0.0,
+    )
+    sppo_result = train_sppo(sppo_config)
+
+    # 4. The table and the plot.
+    console.print("[bold]4/4[/] results")
+    table = Table(title="prefrl demo — held-out arithmetic (test split)")
+    for column in ("stage", "measure", "value", "95% CI"):
         table.add_column(column)
-    for name, metrics in (("before training", before), ("after training", after)):
-        table.add_row(
-            name,
-            f"{metrics['accuracy']:.3f}",
-            f"{metrics['accuracy_ci_low']:.3f}–{metrics['accuracy_ci_high']:.3f}",
-            f"{metrics['brier']:.3f}",
-            f"{metrics['ece']:.3f}",
-        )
+    for name, metrics in (("reward model, before training", before), ("reward model, after training", after)):
+        table.add_row(name, "preference accuracy", f"{metrics['accuracy']:.3f}", f"{metrics['accuracy_ci_low']:.3f}–{metrics['accuracy_ci_high']:.3f}")
+    for summary in sppo_result["iterations"]:
+        if "gold_win_rate" in summary:
+            table.add_row(
+                f"policy after SPPO iteration {summary['iteration']}",
+                "gold win rate vs initial policy",
+                f"{summary['gold_win_rate']:.3f}",
+                f"{summary['gold_win_rate_ci_low']:.3f}–{summary['gold_win_rate_ci_high']:.3f}",
+            )
+            table.add_row("", "gold accuracy of its answers", f"{summary['gold_reward']:.3f}", "")
     console.print(table)
-    summary = {"before": before, "after": after, "reward_run": config.output_dir}
-    write_json(Path(output_dir) / "demo.json", summary)
-    console.print(f"run directory: {output_dir}")
+    summary = {"reward_before": before, "reward_after": after, "sppo": sppo_result["iterations"], "seconds": time.perf_counter() - started}
+    write_json(out / "demo.json", summary)
+    plot = save_plot(out)
+    console.print(f"run directory: {out}" + (f"; plot: {plot}" if plot else "") + f"; {summary['seconds'] / 60:.1f} minutes")
     return summary
+
+
+def save_plot(out: Path) -> Path | None:
+    """Reward-model loss and accuracy, SPPO loss, and the gold win rate per iteration (needs matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    reward = [m for m in read_metrics(out / "reward") if "train/loss" in m]
+    sppo = read_metrics(out / "sppo")
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot([m["step"] for m in reward], [m["train/loss"] for m in reward], label="BT loss")
+    axes[0].plot([m["step"] for m in reward], [m["train/accuracy"] for m in reward], label="batch accuracy")
+    axes[0].set_title("1. reward model")
+    axes[0].set_xlabel("step")
+    axes[0].legend()
+    losses = [m for m in sppo if "train/loss" in m]
+    axes[1].plot([m["step"] for m in losses], [m["train/loss"] for m in losses])
+    axes[1].set_title("2. SPPO square loss")
+    axes[1].set_xlabel("step")
+    rates = [m for m in sppo if "eval/gold_win_rate" in m]
+    axes[2].bar([str(int(m["eval/iteration"])) for m in rates], [m["eval/gold_win_rate"] for m in rates])
+    axes[2].axhline(0.5, color="gray", linestyle="--")
+    axes[2].set_ylim(0, 1)
+    axes[2].set_title("3. gold win rate vs initial policy")
+    axes[2].set_xlabel("SPPO iteration")
+    figure.tight_layout()
+    path = out / "demo.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

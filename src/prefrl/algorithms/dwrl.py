@@ -207,13 +207,13 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
                 engine.save_checkpoint()
 
     gpm.scorer = engine.unwrap(model)
+    gpm.n_thoughts = config.eval_n_thoughts
+    if config.thoughts == "none":  # the saved model scores without a critique, as it was trained
+        gpm.n_thoughts, gpm.max_thought_tokens = 1, 0
     result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
     if engine.is_main:
         publish_directory(Path(config.output_dir) / "model", gpm.save)
     if evaluation and engine.is_main:
-        gpm.n_thoughts = config.eval_n_thoughts if config.thoughts != "none" else 1
-        if config.thoughts == "none":
-            gpm.max_thought_tokens = 0
         result["eval"] = evaluate_preference(gpm, evaluation)
         engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
         write_json(Path(config.output_dir) / "eval.json", result["eval"])

@@ -30,8 +30,9 @@ def model_directory(path: str | Path) -> Path:
     raise ModelNotFoundError(f"{str(path)!r} is not a prefrl preference model (no {MODEL_CARD} in it or in its model/ folder)")
 
 
-def load_preference_model(path: str, **kwargs: Any) -> PreferenceModel:
-    """`gold:TASK` (or a bare task name) gives the task's gold judge; otherwise a saved model directory."""
+def load_preference_model(path: str, n_thoughts: int | None = None, **kwargs: Any) -> PreferenceModel:
+    """`gold:TASK` (or a bare task name) gives the task's gold judge; otherwise a saved model directory.
+    `n_thoughts` sets the dialog GPM's thoughts per response (other kinds have none)."""
     if path.startswith("gold:"):
         return GoldJudge(path.split(":", 1)[1])
     if is_task(path) and not Path(path).exists():
@@ -40,6 +41,8 @@ def load_preference_model(path: str, **kwargs: Any) -> PreferenceModel:
     card = read_model_card(directory)
     if card.get("kind") not in REGISTRY:
         raise ModelNotFoundError(f"{directory}: unknown preference model kind {card.get('kind')!r} (known: {', '.join(REGISTRY)})")
+    if n_thoughts and card["kind"] == DialogGPM.kind:
+        kwargs["n_thoughts"] = n_thoughts
     return REGISTRY[card["kind"]].load(directory, **kwargs)
 
 
