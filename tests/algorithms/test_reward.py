@@ -133,3 +133,10 @@ def test_cli_malformed_jsonl_row(tmp_path, capsys):
     error = capsys.readouterr().err
     assert code != 0 and "bad.jsonl: row 2: field 'rejected'" in error
     assert not (tmp_path / "r").exists()  # failed at start-up, before writing anything
+
+
+def test_tensorboard_tracker_through_accelerate(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "tb"
+    train_reward(RewardConfig(output_dir=str(run), max_steps=2, report_to="tensorboard", **{**TINY, "num_eval": 0}))
+    assert list(run.rglob("events.out.tfevents*")), "no TensorBoard event file"
