@@ -19,7 +19,6 @@ w would only rescale the gradient; across pairs it reweights them and changes th
 from __future__ import annotations
 
 import functools
-import math
 
 import pytest
 import torch

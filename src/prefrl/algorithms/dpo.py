@@ -125,7 +125,7 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
     engine.start_run()
 
     # 2 + 3. The reference is frozen (a copy, or the LoRA policy with its adapter off).
-    model = engine.prepare(policy)
+    engine.prepare(policy)
     train_supervised(
         engine,
         examples,

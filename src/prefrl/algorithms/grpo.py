@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -28,11 +27,12 @@ from prefrl.engine.rl import (
     PolicyConfig,
     PolicySetup,
     PromptStream,
-    evaluate_policy,
+    end_policy_step,
+    finish_policy_run,
+    start_policy_run,
     make_backend,
     micro_batch_rows,
     sampling_params,
-    save_policy,
     score_rollout,
     setup_policy,
     step_generator,
@@ -122,13 +122,10 @@ def train_group_policy(
     engine.start_run()
     # R2M's feedback head and its optimizer join the checkpoint, so they exist before `prepare` resumes.
     r2m = R2MFeedback(config, engine, setup.reward, setup.lm.config.hidden_size) if config.r2m else None
-    model = engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
+    engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
     stream = PromptStream(setup.train_prompts, config, engine)
     backend = make_backend(setup.lm, setup.tokenizer)
-    result: dict[str, Any] = {"output_dir": config.output_dir}
-    if engine.step == 0 and engine.is_main:
-        result["eval_before"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_before"], step=0)
+    result = start_policy_run(engine, setup, config)
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -182,21 +179,9 @@ def train_group_policy(
             elapsed = time.perf_counter() - started
             metrics.update({f"perf/{k}_s": v for k, v in timings.items()})
             metrics.update({"perf/step_s": elapsed, "perf/generation_tokens_per_s": generated / max(timings["generation"], 1e-9)})
-            if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < config.max_steps and engine.is_main:
-                metrics.update(evaluate_policy(setup, config, setup.lm))
-            if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
-                engine.log(metrics)
-            bar.advance(metrics, ("train/reward", "train/gold_reward", "policy/kl"))
-            if engine.should_save():
-                engine.save_checkpoint()
+            end_policy_step(engine, setup, config, metrics, bar, ("train/reward", "train/gold_reward", "policy/kl"))
 
-    save_policy(engine, setup, Path(config.output_dir) / "model", kind=model_kind)
-    if engine.is_main:
-        result["eval_after"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_after"])
-    result["steps"] = engine.step
-    engine.finish()
-    return result
+    return finish_policy_run(engine, setup, config, result, kind=model_kind)
 
 
 def train_grpo(config: GRPOConfig) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -28,11 +27,12 @@ from prefrl.engine.rl import (
     PolicyConfig,
     PolicySetup,
     PromptStream,
-    evaluate_policy,
+    end_policy_step,
+    finish_policy_run,
+    start_policy_run,
     make_backend,
     micro_batch_rows,
     sampling_params,
-    save_policy,
     score_rollout,
     setup_policy,
     step_generator,
@@ -141,13 +141,10 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
     setup = setup or setup_policy(config)
     value = ValueModel(load_backbone(config.value_model or config.model, dtype=config.dtype, cache_dir=config.cache_dir or None))
     engine.start_run()
-    model = engine.prepare(ActorCritic(setup.policy, value), updates_per_step=config.ppo_epochs * config.num_mini_batches)
+    engine.prepare(ActorCritic(setup.policy, value), updates_per_step=config.ppo_epochs * config.num_mini_batches)
     stream = PromptStream(setup.train_prompts, config, engine)
     backend = make_backend(setup.lm, setup.tokenizer)
-    result: dict[str, Any] = {"output_dir": config.output_dir}
-    if engine.step == 0 and engine.is_main:
-        result["eval_before"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_before"], step=0)
+    result = start_policy_run(engine, setup, config)
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -198,18 +195,6 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
             }))
             metrics.update({f"perf/{k}_s": v for k, v in timings.items()})
             metrics["perf/step_s"] = time.perf_counter() - started
-            if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < config.max_steps and engine.is_main:
-                metrics.update(evaluate_policy(setup, config, setup.lm))
-            if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
-                engine.log(metrics)
-            bar.advance(metrics, ("train/reward", "train/gold_reward", "policy/value_loss"))
-            if engine.should_save():
-                engine.save_checkpoint()
+            end_policy_step(engine, setup, config, metrics, bar, ("train/reward", "train/gold_reward", "policy/value_loss"))
 
-    save_policy(engine, setup, Path(config.output_dir) / "model")
-    if engine.is_main:
-        result["eval_after"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_after"])
-    result["steps"] = engine.step
-    engine.finish()
-    return result
+    return finish_policy_run(engine, setup, config, result)

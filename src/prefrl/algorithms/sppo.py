@@ -30,7 +30,7 @@ from prefrl.data.batching import encode
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, PolicySetup, evaluate_policy, make_backend, save_policy, setup_policy, step_generator
+from prefrl.engine.rl import PolicyConfig, PolicySetup, make_backend, save_policy, setup_policy, step_generator
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
 from prefrl.eval.policy import generate_responses
@@ -208,7 +208,7 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
     engine.total_steps = config.iterations * config.max_steps
     setup = setup_policy(config, reward=config.oracle, pairwise=True)
     engine.start_run()
-    model = engine.prepare(setup.policy)
+    engine.prepare(setup.policy)
     result: dict[str, Any] = {"output_dir": config.output_dir, "iterations": []}
 
     # The initial policy's greedy responses: the baseline of the gold win rate after each iteration.

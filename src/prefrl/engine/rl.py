@@ -256,3 +256,34 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
     started = time.perf_counter()
     yield
     timings[key] = timings.get(key, 0.0) + time.perf_counter() - started
+
+
+def start_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig) -> dict[str, Any]:
+    """The run's result dict, with the held-out evaluation of the initial policy (fresh runs only)."""
+    result: dict[str, Any] = {"output_dir": config.output_dir}
+    if engine.step == 0 and engine.is_main:
+        result["eval_before"] = evaluate_policy(setup, config, setup.lm)
+        engine.log(result["eval_before"], step=0)
+    return result
+
+
+def end_policy_step(engine: Engine, setup: PolicySetup, config: PolicyConfig, metrics: dict[str, Any], bar: Any, progress_keys: tuple[str, ...]) -> None:
+    """After `engine.end_step()`: periodic evaluation, metrics, progress, checkpoint."""
+    if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < config.max_steps and engine.is_main:
+        metrics.update(evaluate_policy(setup, config, setup.lm))
+    if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
+        engine.log(metrics)
+    bar.advance(metrics, progress_keys)
+    if engine.should_save():
+        engine.save_checkpoint()
+
+
+def finish_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig, result: dict[str, Any], kind: str = "policy") -> dict[str, Any]:
+    """Save the final policy to <run>/model and evaluate it on the held-out prompts."""
+    save_policy(engine, setup, Path(config.output_dir) / "model", kind=kind)
+    if engine.is_main:
+        result["eval_after"] = evaluate_policy(setup, config, setup.lm)
+        engine.log(result["eval_after"])
+    result["steps"] = engine.step
+    engine.finish()
+    return result
