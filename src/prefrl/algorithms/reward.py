@@ -36,12 +36,11 @@ class RewardConfig(TrainConfig):
 
 
 def bradley_terry_step(model: ScalarRewardModel, batch: PairBatch, config: RewardConfig) -> tuple[Any, dict]:
-    """One forward over chosen and rejected together, then the BT loss."""
-    rewards = model(batch.input_ids, batch.attention_mask)
-    count = batch.num_pairs
+    """One forward: each prompt once, then its chosen and rejected responses on its KV cache."""
+    rewards = model(batch.prompt_ids, batch.prompt_mask, batch.response_ids, batch.response_mask).view(-1, 2)
     return bradley_terry_loss(
-        rewards[:count],
-        rewards[count:],
+        rewards[:, 0],
+        rewards[:, 1],
         margins=batch.margins if config.use_margin else None,
         center_rewards_coefficient=config.center_rewards_coefficient,
     )

@@ -8,33 +8,39 @@ from typing import Any, Sequence
 import torch
 
 from prefrl.data.records import PreferencePair
-from prefrl.data.templates import render_conversation
 from prefrl.errors import DataError
 
 
 @dataclass
 class TokenizedPair:
-    chosen_ids: list[int]
+    """A pair as token ids: the shared prompt once, and each response after it."""
+
+    prompt_ids: list[int]
+    chosen_ids: list[int]  # response tokens only
     rejected_ids: list[int]
     margin: float | None = None
 
     @property
     def num_tokens(self) -> int:
-        return len(self.chosen_ids) + len(self.rejected_ids)
+        """Tokens of the two full sequences (prompt + chosen, prompt + rejected)."""
+        return 2 * len(self.prompt_ids) + len(self.chosen_ids) + len(self.rejected_ids)
 
 
 @dataclass
 class PairBatch:
-    """Chosen sequences first, then rejected ones, right-padded, so one forward scores both."""
+    """Prompts once (left-padded), responses interleaved [chosen₀, rejected₀, chosen₁, …] (right-padded):
+    the prompt's KV cache is computed once and shared by its two responses."""
 
-    input_ids: torch.Tensor  # (2B, T)
-    attention_mask: torch.Tensor  # (2B, T)
+    prompt_ids: torch.Tensor  # (B, P)
+    prompt_mask: torch.Tensor  # (B, P)
+    response_ids: torch.Tensor  # (2B, R)
+    response_mask: torch.Tensor  # (2B, R)
     margins: torch.Tensor | None  # (B,) or None when no row has a margin
     num_tokens: int
 
     @property
     def num_pairs(self) -> int:
-        return self.input_ids.shape[0] // 2
+        return self.prompt_ids.shape[0]
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
@@ -43,18 +49,20 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 
 
 def tokenize_pairs(tokenizer: Any, pairs: Sequence[PreferencePair], max_length: int, source: str) -> list[TokenizedPair]:
-    """Render and tokenize every pair; a row longer than `max_length` is an error naming the row."""
+    """Split every pair into prompt and response tokens; a row longer than `max_length` is an error naming the row."""
     tokenized = []
     for row_number, pair in enumerate(pairs, start=1):
-        chosen = encode(tokenizer, render_conversation(tokenizer, pair.prompt, pair.chosen))
-        rejected = encode(tokenizer, render_conversation(tokenizer, pair.prompt, pair.rejected))
+        prompt, chosen = tokenize_prompt_response(tokenizer, pair.prompt, pair.chosen)
+        _, rejected = tokenize_prompt_response(tokenizer, pair.prompt, pair.rejected)
         for field_name, ids in (("chosen", chosen), ("rejected", rejected)):
-            if len(ids) > max_length:
+            if len(prompt) + len(ids) > max_length:
                 raise DataError(
-                    f"{source}: row {row_number}: field {field_name!r}: prompt + response is {len(ids)} tokens, "
+                    f"{source}: row {row_number}: field {field_name!r}: prompt + response is {len(prompt) + len(ids)} tokens, "
                     f"more than max_length={max_length} (raise max_length or drop the row)"
                 )
-        tokenized.append(TokenizedPair(chosen, rejected, pair.margin))
+            if not ids:
+                raise DataError(f"{source}: row {row_number}: field {field_name!r}: the response renders to no tokens")
+        tokenized.append(TokenizedPair(prompt, chosen, rejected, pair.margin))
     return tokenized
 
 
@@ -69,12 +77,19 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tupl
     return ids, mask
 
 
+def left_pad(sequences: Sequence[Sequence[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad to the longest sequence, so every row ends in the same column: (ids, mask), (N, T)."""
+    ids, mask = pad_sequences([list(reversed(s)) for s in sequences], pad_token_id)
+    return ids.flip(-1), mask.flip(-1)
+
+
 def collate_pairs(pairs: Sequence[TokenizedPair], pad_token_id: int) -> PairBatch:
-    ids, mask = pad_sequences([p.chosen_ids for p in pairs] + [p.rejected_ids for p in pairs], pad_token_id)
+    prompt_ids, prompt_mask = left_pad([p.prompt_ids for p in pairs], pad_token_id)
+    response_ids, response_mask = pad_sequences([ids for p in pairs for ids in (p.chosen_ids, p.rejected_ids)], pad_token_id)
     margins = None
     if any(p.margin is not None for p in pairs):
         margins = torch.tensor([p.margin or 0.0 for p in pairs], dtype=torch.float32)
-    return PairBatch(ids, mask, margins, int(mask.sum()))
+    return PairBatch(prompt_ids, prompt_mask, response_ids, response_mask, margins, sum(p.num_tokens for p in pairs))
 
 
 def tokenize_prompt_response(tokenizer: Any, prompt: Any, response: Any) -> tuple[list[int], list[int]]:
@@ -82,7 +97,7 @@ def tokenize_prompt_response(tokenizer: Any, prompt: Any, response: Any) -> tupl
 
     The whole conversation is rendered once and split where the rendered prompt ends, so the
     response keeps exactly the tokens the chat template puts after the prompt."""
-    from prefrl.data.templates import render_conversation, render_prompt
+    from prefrl.data.templates import render_conversation, render_prompt  # templates import this module
 
     prompt_text = render_prompt(tokenizer, prompt)
     full_text = render_conversation(tokenizer, prompt, response)

@@ -39,9 +39,47 @@ class ScalarRewardModel(nn.Module):
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         return hidden[rows, last_token_index(attention_mask)]
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B,) scalar rewards."""
-        last = self.last_hidden(input_ids, attention_mask)
+    def shared_prompt_last_hidden(
+        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """(G·B, d) last-token states of G responses per prompt, the prompt encoded once.
+
+        Prompts are left-padded (B, P); responses right-padded (G·B, R), grouped by prompt. The
+        prompt's keys and values — with their gradient — are repeated for its G responses, which
+        attend to them through the cache: the same numbers as G full sequences, with the prompt's
+        share of the compute paid once instead of G times.
+        """
+        from prefrl.models.policy import position_ids_from_mask
+
+        group = response_ids.shape[0] // prompt_ids.shape[0]
+        prefix = self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True)
+        cache = prefix.past_key_values
+        cache.batch_repeat_interleave(group)
+        prompt_mask = prompt_mask.repeat_interleave(group, dim=0)
+        positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(response_ids.shape[1], device=response_ids.device)
+        hidden = self.backbone(
+            input_ids=response_ids,
+            attention_mask=torch.cat([prompt_mask, response_mask], dim=-1),
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, last_token_index(response_mask)]
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        response_ids: torch.Tensor | None = None,
+        response_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scalar rewards: (B,) for full sequences; or, given responses, (G·B,) for G responses after
+        each of the B prompts in `input_ids` (see `shared_prompt_last_hidden`)."""
+        if response_ids is None:
+            last = self.last_hidden(input_ids, attention_mask)
+        else:
+            last = self.shared_prompt_last_hidden(input_ids, attention_mask, response_ids, response_mask)
         return self.head(last.to(self.head.weight.dtype)).squeeze(-1).float()
 
 
