@@ -36,7 +36,7 @@ def test_reference_log_probs_are_computed_once_per_pair(tmp_path, monkeypatch):
 
     def counting(policy, batch, average):
         if not torch.is_grad_enabled():  # reference passes run without a graph
-            calls["rows"] += batch["input_ids"].shape[0] // 2
+            calls["rows"] += batch["prompt_ids"].shape[0]
         return original(policy, batch, average)
 
     monkeypatch.setattr(dpo, "sequence_logps", counting)

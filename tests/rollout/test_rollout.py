@@ -31,3 +31,20 @@ def test_rollout_shapes_and_logprobs_match_an_unpadded_forward():
     assert rollout.row_prompts[3] == "Say hi"
     sub = rollout.rows([1, 4])
     assert sub.num_rows == 2 and sub.responses == [rollout.responses[1], rollout.responses[4]]
+
+
+def test_shared_prompt_log_probs_equal_full_sequences():
+    from prefrl.data.batching import left_pad, pad_sequences
+
+    model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    policy = PolicyModel(model)
+    prompts = [tokenizer("What is 2+2?", add_special_tokens=False)["input_ids"], tokenizer("Hi", add_special_tokens=False)["input_ids"]]
+    responses = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("4", "four!", "hello", "yo")]
+    prompt_ids, prompt_mask = left_pad(prompts, tokenizer.pad_token_id)
+    response_ids, response_mask = pad_sequences(responses, tokenizer.pad_token_id)
+    shared = policy(prompt_ids, prompt_mask, prompt_ids.shape[1], response_ids=response_ids, response_mask=response_mask).logprobs * response_mask
+    for row, response in enumerate(responses):
+        tokens = torch.tensor([prompts[row // 2] + response])
+        with torch.no_grad():
+            expected = torch.log_softmax(model(tokens).logits[0, -len(response) - 1 : -1], -1).gather(-1, tokens[0, -len(response) :, None]).squeeze(-1)
+        torch.testing.assert_close(shared[row, : len(response)].detach(), expected, atol=1e-5, rtol=1e-4)

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from prefrl.config import option
-from prefrl.data.batching import tokenize_prompt_response
+from prefrl.data.batching import left_pad, pad_sequences, tokenize_prompt_response
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine
 from prefrl.engine.rl import PolicyConfig, load_policy, save_policy, PolicySetup
@@ -29,7 +29,6 @@ from prefrl.engine.supervised import train_supervised
 from prefrl.errors import ConfigError, DataError
 from prefrl.models.policy import PolicyModel
 from prefrl.objectives.preference_optimization import DPO_LOSSES, dpo_loss
-from prefrl.rollout.rollout import build_sequences
 
 
 @dataclass
@@ -69,44 +68,40 @@ class PairExample:
 
 
 def sequence_logps(policy: torch.nn.Module, batch: dict[str, Any], average: bool) -> torch.Tensor:
-    """(2B,) summed (or per-token mean) log-probs of the responses; chosen rows first."""
-    output = policy(batch["input_ids"], batch["attention_mask"], batch["prompt_length"])
+    """(B, 2) summed (or per-token mean) log-probs of (chosen, rejected) for each pair."""
     mask = batch["response_mask"]
+    output = policy(batch["prompt_ids"], batch["prompt_mask"], batch["prompt_ids"].shape[1], response_ids=batch["response_ids"], response_mask=mask)
     total = (output.logprobs * mask).sum(-1)
-    return total / mask.sum(-1).clamp(min=1) if average else total
+    return (total / mask.sum(-1).clamp(min=1) if average else total).view(-1, 2)
 
 
 def collate_pairs_for_policy(rows: list[PairExample], pad_token_id: int) -> dict[str, Any]:
-    prompts = [r.prompt_ids for r in rows] * 2
-    responses = [r.chosen_ids for r in rows] + [r.rejected_ids for r in rows]
-    input_ids, attention_mask, response_mask, prompt_length = build_sequences(prompts, responses, 1, pad_token_id)
-    return {"rows": rows, "input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask, "prompt_length": prompt_length}
+    """Each prompt once (left-padded); its chosen and rejected responses after it (interleaved)."""
+    prompt_ids, prompt_mask = left_pad([r.prompt_ids for r in rows], pad_token_id)
+    response_ids, response_mask = pad_sequences([ids for r in rows for ids in (r.chosen_ids, r.rejected_ids)], pad_token_id)
+    return {"rows": rows, "prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "response_ids": response_ids, "response_mask": response_mask, "pad_token_id": pad_token_id}
 
 
-def reference_logps(reference: PolicyModel, batch: dict[str, Any], average: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reference log-probs of the batch's pairs, computed without a graph for the pairs that lack them."""
+def reference_logps(reference: PolicyModel, batch: dict[str, Any], average: bool) -> torch.Tensor:
+    """(B, 2) reference log-probs, computed without a graph for the pairs that lack them, then kept."""
     rows = batch["rows"]
     missing = [i for i, r in enumerate(rows) if r.reference_logps is None]
     if missing:
-        count = len(rows)
-        pick = torch.tensor(missing + [count + i for i in missing])
-        sub = {k: (v[pick] if torch.is_tensor(v) else v) for k, v in batch.items() if k != "rows"}
+        sub = collate_pairs_for_policy([rows[i] for i in missing], batch["pad_token_id"])
         device = next(reference.parameters()).device
         with torch.no_grad():
             logps = sequence_logps(reference, {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in sub.items()}, average).float().cpu()
         for j, i in enumerate(missing):
-            rows[i].reference_logps = torch.stack([logps[j], logps[len(missing) + j]])
-    stacked = torch.stack([r.reference_logps for r in rows])
-    return stacked[:, 0], stacked[:, 1]
+            rows[i].reference_logps = logps[j]
+    return torch.stack([r.reference_logps for r in rows])
 
 
 def dpo_step(model: torch.nn.Module, batch: dict[str, Any], reference: PolicyModel, config: DPOConfig) -> tuple[torch.Tensor, dict]:
     average = config.loss_type == "ipo"
-    ref_chosen, ref_rejected = reference_logps(reference, batch, average)
+    reference_pairs = reference_logps(reference, batch, average)
     logps = sequence_logps(model, batch, average)
-    count = len(batch["rows"])
-    device = logps.device
-    return dpo_loss(logps[:count], logps[count:], ref_chosen.to(device), ref_rejected.to(device), config.beta, config.loss_type, config.label_smoothing)
+    reference_pairs = reference_pairs.to(logps.device)
+    return dpo_loss(logps[:, 0], logps[:, 1], reference_pairs[:, 0], reference_pairs[:, 1], config.beta, config.loss_type, config.label_smoothing)
 
 
 def train_dpo(config: DPOConfig) -> dict[str, Any]:
@@ -131,7 +126,7 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
         examples,
         collate=lambda rows: collate_pairs_for_policy(rows, tokenizer.pad_token_id),
         loss_fn=lambda m, b: dpo_step(m, b, reference, config),
-        count_tokens=lambda b: int(b["attention_mask"].sum()),
+        count_tokens=lambda b: sum(r.num_tokens for r in b["rows"]),
         progress_keys=("train/loss", "train/reward_accuracy"),
     )
 

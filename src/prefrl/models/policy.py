@@ -52,22 +52,28 @@ class PolicyModel(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,  # (N, P + R)
-        attention_mask: torch.Tensor,  # (N, P + R)
+        input_ids: torch.Tensor,  # (N, P + R), or (B, P) prompts when response_ids is given
+        attention_mask: torch.Tensor,  # same shape as input_ids
         prompt_length: int,
         temperature: float = 1.0,
         return_entropy: bool = False,
         return_hidden: bool = False,
+        response_ids: torch.Tensor | None = None,  # (G·B, R): G responses per prompt, grouped by prompt
+        response_mask: torch.Tensor | None = None,
     ) -> PolicyOutput:
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
-        ).last_hidden_state
-        # The token at position t is predicted by the hidden state at t − 1.
-        predicting = hidden[:, prompt_length - 1 : -1]
+        if response_ids is not None:
+            predicting, response_tokens = self._shared_prompt_states(input_ids, attention_mask, response_ids, response_mask)
+            hidden = None
+        else:
+            hidden = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
+            ).last_hidden_state
+            # The token at position t is predicted by the hidden state at t − 1.
+            predicting = hidden[:, prompt_length - 1 : -1]
+            response_tokens = input_ids[:, prompt_length:]
         logits = self.lm.get_output_embeddings()(predicting)
         if temperature != 1.0:
             logits = logits / temperature
-        response_tokens = input_ids[:, prompt_length:]
         output = PolicyOutput(logprobs=token_logprobs_from_logits(logits, response_tokens))
         if return_entropy:
             with torch.no_grad():
@@ -75,3 +81,22 @@ class PolicyModel(nn.Module):
         if return_hidden:
             output.hidden_states = hidden
         return output
+
+    def _shared_prompt_states(
+        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """States predicting each response token, the prompt encoded once for its G responses.
+
+        The prompt's KV cache (with its gradient) is repeated G times; the first response token is
+        predicted from the prompt's last state, the others from the response's own states."""
+        group = response_ids.shape[0] // prompt_ids.shape[0]
+        prefix = self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True)
+        cache = prefix.past_key_values
+        cache.batch_repeat_interleave(group)
+        prompt_mask = prompt_mask.repeat_interleave(group, dim=0)
+        positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(response_ids.shape[1], device=response_ids.device)
+        hidden = self.backbone(
+            input_ids=response_ids, attention_mask=torch.cat([prompt_mask, response_mask], dim=-1), position_ids=positions, past_key_values=cache, use_cache=True
+        ).last_hidden_state
+        first = prefix.last_hidden_state[:, -1:].repeat_interleave(group, dim=0)
+        return torch.cat([first, hidden[:, :-1]], dim=1), response_ids
