@@ -50,7 +50,7 @@ def run_demo(output_dir: str = "runs/demo", model: str = "smollm2-135m-instruct"
     eval_pairs_count = budget.eval_pairs if num_eval is None else num_eval
     reward_config = RewardConfig(
         model=model, data="arithmetic", output_dir=str(out / "reward"), max_steps=reward_steps, batch_size=budget.reward_batch,
-        lr=2e-5, num_train=reward_steps * budget.reward_batch, num_eval=eval_pairs_count, bf16=budget.bf16,
+        lr=5e-5, num_train=reward_steps * budget.reward_batch, num_eval=eval_pairs_count, bf16=budget.bf16,
     )
     console.rule("[bold]prefrl demo: preference model → policy alignment, on held-out arithmetic")
     console.print(f"model {model}; reward model {reward_steps} steps × {budget.reward_batch} pairs; SPPO {budget.sppo_iterations} iterations × {budget.sppo_steps} steps")
@@ -75,7 +75,7 @@ def run_demo(output_dir: str = "runs/demo", model: str = "smollm2-135m-instruct"
     sppo_config = SPPOConfig(
         model=model, data="arithmetic", oracle=str(out / "reward"), output_dir=str(out / "sppo"), iterations=budget.sppo_iterations,
         max_steps=budget.sppo_steps, batch_size=4, prompts_per_iteration=budget.sppo_prompts, num_generations=budget.sppo_samples,
-        max_new_tokens=budget.max_new_tokens, eta=1000.0, lr=1e-6, num_eval=budget.eval_prompts, bf16=budget.bf16,
+        max_new_tokens=budget.max_new_tokens, eta=1000.0, lr=1e-5, num_eval=budget.eval_prompts, bf16=budget.bf16,
         lr_scheduler="constant", warmup_ratio=0.0,
     )
     sppo_result = train_sppo(sppo_config)

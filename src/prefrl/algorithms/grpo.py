@@ -31,7 +31,7 @@ from prefrl.engine.rl import (
     finish_policy_run,
     start_policy_run,
     make_backend,
-    micro_batch_rows,
+    micro_batch_groups,
     sampling_params,
     score_rollout,
     setup_policy,
@@ -83,12 +83,20 @@ class RLOOConfig(GRPOConfig):
 
 
 def group_policy_loss(model: torch.nn.Module, batch: Rollout, config: GRPOConfig) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Clipped surrogate on the response tokens, plus β·KL when the KL lives in the loss."""
-    output = model(batch.input_ids, batch.attention_mask, batch.prompt_length, temperature=config.temperature, return_entropy=True)
+    """Clipped surrogate on the response tokens, plus β·KL when the KL lives in the loss.
+
+    The micro-batch holds whole groups, so each prompt is encoded once for its K responses."""
+    k, prompt = batch.group_size, batch.prompt_length
+    output = model(
+        batch.input_ids[::k, :prompt], batch.attention_mask[::k, :prompt], prompt, temperature=config.temperature, return_entropy=True,
+        response_ids=batch.input_ids[:, prompt:], response_mask=batch.attention_mask[:, prompt:],
+    )
     mask = batch.response_mask
+    # One clipped pass per rollout: π_old is the policy of this very forward (ρ = 1, as TRL does).
+    old_logprobs = batch.logprobs if batch.logprobs is not None else output.logprobs.detach()
     loss, stats = ppo_clipped_policy_loss(
         output.logprobs,
-        batch.logprobs,
+        old_logprobs,
         batch.extras["advantages"],
         mask,
         clip_eps=config.clip_eps,
@@ -97,10 +105,13 @@ def group_policy_loss(model: torch.nn.Module, batch: Rollout, config: GRPOConfig
         max_length=config.max_new_tokens,
     )
     stats = {"policy_loss": loss.detach(), **stats, "entropy": masked_mean(output.entropy, mask)}
-    if batch.ref_logprobs is not None and not config.kl_in_reward:
-        kl = aggregate(kl_penalty(output.logprobs, batch.ref_logprobs, config.kl_estimator), mask, config.loss_aggregation, config.max_new_tokens)
-        loss = loss + config.kl_coef * kl
-        stats["kl"] = kl.detach()
+    if batch.ref_logprobs is not None:
+        per_token_kl = kl_penalty(output.logprobs, batch.ref_logprobs, config.kl_estimator)
+        stats["kl_to_reference"] = (per_token_kl.detach() * mask).sum(-1).mean()
+        if not config.kl_in_reward:
+            kl = aggregate(per_token_kl, mask, config.loss_aggregation, config.max_new_tokens)
+            loss = loss + config.kl_coef * kl
+            stats["kl"] = kl.detach()
     return loss, stats
 
 
@@ -126,6 +137,9 @@ def train_group_policy(
     stream = PromptStream(setup.train_prompts, config, engine)
     backend = make_backend(setup.lm, setup.tokenizer)
     result = start_policy_run(engine, setup, config)
+    # π_old's log-probs need their own pass only if the policy moves before they are used (several
+    # epochs) or the KL goes into the reward before the update.
+    needs_old_logprobs = config.ppo_epochs > 1 or (config.kl_in_reward and config.kl_coef > 0)
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -138,6 +152,7 @@ def train_group_policy(
                 rollout = collect_rollout(
                     setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
                     reference=setup.reference, forward_chunk_size=config.forward_chunk_size, return_hidden=r2m is not None,
+                    old_logprobs=needs_old_logprobs,
                 )
             # 3. Rewards: the proxy drives learning; the gold judge is only watched. With R2M the
             #    proxy reads the policy's hidden states from the forward pass just made.
@@ -146,7 +161,7 @@ def train_group_policy(
                 if r2m is not None:
                     rewards, r2m_state = r2m.rewards(rollout, engine.step)
             kl_per_row = None
-            if rollout.ref_logprobs is not None:
+            if rollout.ref_logprobs is not None and rollout.logprobs is not None:
                 kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)
             shaped = rewards - config.kl_coef * kl_per_row if (config.kl_in_reward and kl_per_row is not None) else rewards
             with torch.no_grad():
@@ -155,7 +170,7 @@ def train_group_policy(
             # 4. Clipped updates over the rollout, `gradient_accumulation_steps` micro-batches each.
             with timed(timings, "training"):
                 for _ in range(config.ppo_epochs):
-                    pieces = micro_batch_rows(rollout.num_rows, config.gradient_accumulation_steps, generator)
+                    pieces = micro_batch_groups(rollout.num_rows, rollout.group_size, config.gradient_accumulation_steps, generator)
                     stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], lambda m, b: group_policy_loss(m, b, config))
             r2m_stats: dict[str, float] = {}
             if r2m is not None:  # the reward model follows the policy it just moved

@@ -167,6 +167,13 @@ def make_backend(lm: torch.nn.Module, tokenizer: Any) -> HFGenerationBackend:
     return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
 
 
+def micro_batch_groups(num_rows: int, group_size: int, pieces: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """Split whole groups (K consecutive rows) into `pieces` equal micro-batches, groups shuffled:
+    a micro-batch of whole groups can encode each prompt once for its K responses."""
+    groups = micro_batch_rows(num_rows // group_size, pieces, generator)
+    return [(g[:, None] * group_size + torch.arange(group_size)).reshape(-1) for g in groups]
+
+
 def micro_batch_rows(num_rows: int, pieces: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """Split rows into `pieces` equal micro-batches (shuffled when a generator is given)."""
     if num_rows % pieces:
@@ -191,7 +198,7 @@ def trim(rollout: Rollout) -> Rollout:
         attention_mask=rollout.attention_mask[:, first:total_end],
         response_mask=rollout.response_mask[:, :last],
         prompt_length=rollout.prompt_length - first,
-        logprobs=rollout.logprobs[:, :last],
+        logprobs=None if rollout.logprobs is None else rollout.logprobs[:, :last],
         ref_logprobs=None if rollout.ref_logprobs is None else rollout.ref_logprobs[:, :last],
         hidden_states=None if rollout.hidden_states is None else rollout.hidden_states[:, first:total_end],
         extras={k: _trim_extra(k, v, rollout, last) for k, v in rollout.extras.items()},

@@ -30,7 +30,7 @@ class Rollout:
     response_mask: torch.Tensor  # (N, R) 1 on generated tokens (the final EOS included)
     prompt_length: int  # P
     responses: list[str]  # N decoded responses (special tokens removed)
-    logprobs: torch.Tensor  # (N, R) log π_old(token), sampling temperature applied
+    logprobs: torch.Tensor | None  # (N, R) log π_old(token), sampling temperature applied; None when skipped
     ref_logprobs: torch.Tensor | None = None  # (N, R) log π_ref(token)
     hidden_states: torch.Tensor | None = None  # (N, P + R, d) policy's last layer
     extras: dict[str, Any] = field(default_factory=dict)  # per-row tensors a recipe adds (rewards, values, …)
@@ -58,7 +58,7 @@ class Rollout:
             attention_mask=self.attention_mask[index],
             response_mask=self.response_mask[index],
             responses=[self.responses[i] for i in index.tolist()],
-            logprobs=self.logprobs[index],
+            logprobs=pick(self.logprobs),
             ref_logprobs=pick(self.ref_logprobs),
             hidden_states=pick(self.hidden_states),
             extras={k: v[index] for k, v in self.extras.items()},
@@ -115,11 +115,13 @@ def collect_rollout(
     return_hidden: bool = False,
     forward_chunk_size: int = 16,
     logprob_temperature: float | None = None,
+    old_logprobs: bool = True,
 ) -> Rollout:
     """Sample, then score the samples under the policy (and reference) in one no-grad pass each.
 
     Log-probs use the sampling temperature unless `logprob_temperature` says otherwise (SPPO needs
-    log π_t(y|x) of the policy itself, at temperature 1)."""
+    log π_t(y|x) of the policy itself, at temperature 1). `old_logprobs=False` skips the policy pass
+    when the update will take π_old from its own forward (one clipped pass per rollout: ρ = 1)."""
     prompt_ids = [encode(tokenizer, render_prompt(tokenizer, p.prompt)) for p in prompts]
     response_ids = backend.generate(prompt_ids, params, generator)
     group_size = len(response_ids) // len(prompt_ids)
@@ -127,7 +129,9 @@ def collect_rollout(
     temperature = 1.0 if params.greedy else params.temperature
     if logprob_temperature is not None:
         temperature = logprob_temperature
-    logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden)
+    logprobs = hidden = None
+    if old_logprobs or return_hidden:
+        logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden)
     ref_logprobs = None
     if reference is not None:
         ref_logprobs, _ = policy_forward_in_chunks(reference, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size)
@@ -140,7 +144,7 @@ def collect_rollout(
         response_mask=response_mask,
         prompt_length=prompt_length,
         responses=[t.strip() for t in texts],
-        logprobs=logprobs * response_mask,
+        logprobs=None if logprobs is None else logprobs * response_mask,
         ref_logprobs=None if ref_logprobs is None else ref_logprobs * response_mask,
         hidden_states=hidden,
     )
