@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from prefrl.config import option
-from prefrl.data.batching import encode
+from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
@@ -47,7 +47,6 @@ from prefrl.objectives.preference_optimization import (
 )
 from prefrl.preference import GoldJudge, PreferenceModel
 from prefrl.rollout import SamplingParams, collect_rollout
-from prefrl.rollout.rollout import build_sequences
 
 GENERATED_FILE = "generated.jsonl"
 
@@ -170,37 +169,32 @@ def load_or_generate(setup: PolicySetup, config: SPPOConfig, engine: Engine, ite
 
 
 def collate_kept(records: list[dict[str, Any]], config: SPPOConfig, pad_token_id: int) -> dict[str, Any]:
-    """Rows of the kept responses: for DPO-family losses winners first, then losers."""
-    rows = []
-    for r in records:
-        kept = r["kept"]
-        rows.extend((r, i) for i in kept)
-    if config.loss != "sppo":
-        rows = [(r, r["kept"][0]) for r in records] + [(r, r["kept"][1]) for r in records]
-    input_ids, attention_mask, response_mask, prompt_length = build_sequences(
-        [r["prompt_ids"] for r, _ in rows], [r["response_ids"][i] for r, i in rows], 1, pad_token_id
-    )
+    """Each prompt once (left-padded) and its kept responses after it, grouped by prompt
+    ([y_w, y_l] per prompt for the DPO-family losses): the prompt's KV cache serves them all."""
+    rows = [(r, i) for r in records for i in r["kept"]]
+    prompt_ids, prompt_mask = left_pad([r["prompt_ids"] for r in records], pad_token_id)
+    response_ids, response_mask = pad_sequences([r["response_ids"][i] for r, i in rows], pad_token_id)
     return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
+        "prompt_ids": prompt_ids,
+        "prompt_mask": prompt_mask,
+        "response_ids": response_ids,
         "response_mask": response_mask,
-        "prompt_length": prompt_length,
         "reference_logps": torch.tensor([r["policy_logps"][i] for r, i in rows]),
         "win_rates": torch.tensor([r["win_rates"][i] for r, i in rows]),
         "log_partition": torch.tensor([r["log_partition"] for r, _ in rows]),
-        "num_pairs": len(records),
     }
 
 
 def self_play_loss(model: torch.nn.Module, batch: dict[str, Any], config: SPPOConfig) -> tuple[torch.Tensor, dict]:
-    output = model(batch["input_ids"], batch["attention_mask"], batch["prompt_length"])
-    logps = (output.logprobs * batch["response_mask"]).sum(-1)
+    mask = batch["response_mask"]
+    output = model(batch["prompt_ids"], batch["prompt_mask"], batch["prompt_ids"].shape[1], response_ids=batch["response_ids"], response_mask=mask)
+    logps = (output.logprobs * mask).sum(-1)
     reference = batch["reference_logps"].to(logps.device)
     if config.loss == "sppo":
         log_z = batch["log_partition"].to(logps.device) if config.log_partition == "estimate" else None
         return sppo_loss(logps, reference, batch["win_rates"].to(logps.device), config.eta, log_partition=log_z)
-    count = batch["num_pairs"]
-    return dpo_loss(logps[:count], logps[count:], reference[:count], reference[count:], config.beta, config.loss)
+    pairs, reference = logps.view(-1, 2), reference.view(-1, 2)  # (y_w, y_l) per prompt
+    return dpo_loss(pairs[:, 0], pairs[:, 1], reference[:, 0], reference[:, 1], config.beta, config.loss)
 
 
 def train_sppo(config: SPPOConfig) -> dict[str, Any]:
