@@ -35,34 +35,21 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version as _version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import import_prefrl, machine, run_child, version  # noqa: E402
 DATA, SEED, LR, BETA = "arithmetic", 0, 5e-7, 0.1  # prefrl's DPOConfig defaults (lr, β)
-
-
-def version(name: str) -> str:
-    try:
-        return _version(name)
-    except PackageNotFoundError:
-        return "not installed" if importlib.util.find_spec(name) is None else "checkout"
-
-
-def _import_prefrl() -> None:
-    if importlib.util.find_spec("prefrl") is None:  # a checkout without `pip install -e .`
-        sys.path.insert(0, str(ROOT / "src"))
 
 
 def plan(args: argparse.Namespace) -> dict:
     """The pairs, which of them each optimizer step takes (prefrl's sampler), and their tokens."""
-    _import_prefrl()
+    import_prefrl()
     from prefrl.data.batching import tokenize_prompt_response
     from prefrl.data.loaders import load_preference_pairs
     from prefrl.engine.supervised import GlobalBatchSampler
@@ -95,7 +82,7 @@ def summarize(args: argparse.Namespace, data: dict, step_s: list[float], loop_s:
 
 
 def run_prefrl(args: argparse.Namespace) -> dict:
-    _import_prefrl()
+    import_prefrl()
     from prefrl.algorithms.dpo import DPOConfig, train_dpo
     from prefrl.engine.metrics import read_metrics
 
@@ -118,7 +105,7 @@ def run_prefrl(args: argparse.Namespace) -> dict:
 
 
 def run_trl(args: argparse.Namespace) -> dict:
-    _import_prefrl()
+    import_prefrl()
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
@@ -173,34 +160,7 @@ def worker(args: argparse.Namespace) -> None:
 def spawn(framework: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--worker", framework, "--model", args.model, "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
-    print(f"[bench] {framework}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-    busy, own, started = busy_cpu_seconds(), os.times(), time.perf_counter()
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
-    wall, after = time.perf_counter() - started, os.times()
-    child_cpu = after.children_user + after.children_system - own.children_user - own.children_system
-    lines = [line for line in done.stdout.splitlines() if line.strip()]
-    if done.returncode != 0 or not lines:
-        return {"framework": framework, "error": f"exit status {done.returncode} (its stderr is above)"}
-    # CPU time other processes took while this one ran: the benchmark is only clean when it is ~0.
-    other = None if busy is None else round(max(0.0, busy_cpu_seconds() - busy - child_cpu) / wall, 3)
-    return {**json.loads(lines[-1]), "other_cpu_cores": other}
-
-
-def busy_cpu_seconds() -> float | None:
-    """Non-idle CPU time of the whole machine so far (all processes), from /proc/stat."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except OSError:  # not Linux
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?") \
-        if Path("/proc/cpuinfo").exists() else "?"
-    versions = {name: version(name) for name in ("torch", "transformers", "accelerate", "trl") if importlib.util.find_spec(name)}
-    return {"nproc": os.cpu_count(), "cpu": cpu, **versions}
+    return run_child(framework, command)
 
 
 def table(results: list[dict]) -> str:

@@ -1,0 +1,68 @@
+"""What the framework-comparison benchmarks share: running one framework in a child process and
+measuring how busy the rest of the machine was meanwhile, and describing the machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def version(name: str) -> str:
+    try:
+        return _version(name)
+    except PackageNotFoundError:
+        return "not installed" if importlib.util.find_spec(name) is None else "checkout"
+
+
+def import_prefrl() -> None:
+    if importlib.util.find_spec("prefrl") is None:  # a checkout without `pip install -e .`
+        sys.path.insert(0, str(ROOT / "src"))
+
+
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy (from /proc/stat), or None off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def prefrl_revision() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return version("prefrl")
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?") \
+        if Path("/proc/cpuinfo").exists() else "?"
+    versions = {name: version(name) for name in ("torch", "transformers", "accelerate", "trl") if importlib.util.find_spec(name)}
+    return {"nproc": os.cpu_count(), "cpu": cpu, "prefrl": prefrl_revision(), **versions}
+
+
+def run_child(framework: str, command: list[str]) -> dict:
+    """Run a worker command whose last stdout line is its JSON result; add the CPU load of others."""
+    print(f"[bench] {framework}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    busy, own, started = busy_cpu_seconds(), os.times(), time.perf_counter()
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env)
+    wall, after = time.perf_counter() - started, os.times()
+    child_cpu = after.children_user + after.children_system - own.children_user - own.children_system
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    if done.returncode != 0 or not lines:
+        return {"framework": framework, "error": f"exit status {done.returncode} (its stderr is above)"}
+    # CPU time other processes took while this one ran: the benchmark is only clean when it is ~0.
+    other = None if busy is None else round(max(0.0, busy_cpu_seconds() - busy - child_cpu) / wall, 3)
+    return {**json.loads(lines[-1]), "other_cpu_cores": other}
