@@ -32,7 +32,7 @@ from prefrl.engine.rl import (
     start_policy_run,
     make_backend,
     micro_batch_groups,
-    sampling_params,
+    sample_step,
     score_rollout,
     setup_policy,
     step_generator,
@@ -42,7 +42,7 @@ from prefrl.engine.rl import (
 from prefrl.algorithms.r2m import R2MFeedback
 from prefrl.errors import ConfigError
 from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
-from prefrl.rollout import Rollout, collect_rollout
+from prefrl.rollout import Rollout
 
 AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -149,11 +149,7 @@ def train_group_policy(
 
             # 2. Sample K responses per prompt; old and reference log-probs in the same no-grad pass.
             with timed(timings, "generation"):
-                rollout = collect_rollout(
-                    setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
-                    reference=setup.reference, forward_chunk_size=config.forward_chunk_size, return_hidden=r2m is not None,
-                    old_logprobs=needs_old_logprobs,
-                )
+                rollout = sample_step(engine, setup, config, stream, backend, generator, return_hidden=r2m is not None, old_logprobs=needs_old_logprobs)
             # 3. Rewards: the proxy drives learning; the gold judge is only watched. With R2M the
             #    proxy reads the policy's hidden states from the forward pass just made.
             with timed(timings, "reward"):

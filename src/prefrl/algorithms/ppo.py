@@ -32,7 +32,7 @@ from prefrl.engine.rl import (
     start_policy_run,
     make_backend,
     micro_batch_rows,
-    sampling_params,
+    sample_step,
     score_rollout,
     setup_policy,
     step_generator,
@@ -44,7 +44,7 @@ from prefrl.models.heads import ValueModel
 from prefrl.models.loading import load_backbone
 from prefrl.models.policy import PolicyModel, PolicyOutput
 from prefrl.objectives.policy import clipped_value_loss, explained_variance, gae_advantages, kl_penalty, masked_mean, masked_whiten, ppo_clipped_policy_loss
-from prefrl.rollout import Rollout, collect_rollout
+from prefrl.rollout import Rollout
 
 # (setup, rollout) -> (proxy rewards (N,), gold rewards (N,) or None)
 RewardFn = Callable[[PolicySetup, Rollout], "tuple[torch.Tensor, torch.Tensor | None]"]
@@ -154,10 +154,7 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
 
             # 2. Sample, then score.
             with timed(timings, "generation"):
-                rollout = collect_rollout(
-                    setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
-                    reference=setup.reference, forward_chunk_size=config.forward_chunk_size,
-                )
+                rollout = sample_step(engine, setup, config, stream, backend, generator)
                 if prepare_rollout is not None:  # e.g. pairwise PPO adds the anchor to the value model's input
                     prepare_rollout(setup, rollout)
             with timed(timings, "reward"):

@@ -294,3 +294,13 @@ def finish_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig, 
     result["steps"] = engine.step
     engine.finish()
     return result
+
+
+def sample_step(engine: Engine, setup: PolicySetup, config: PolicyConfig, stream: PromptStream, backend: Any, generator: torch.Generator, **options: Any) -> Rollout:
+    """This step's prompts, sampled with the step's generator (old/reference log-probs as `options` ask)."""
+    from prefrl.rollout import collect_rollout
+
+    return collect_rollout(
+        setup.policy, backend, setup.tokenizer, stream.for_step(engine.step), sampling_params(config), generator,
+        reference=setup.reference, forward_chunk_size=config.forward_chunk_size, **options,
+    )
