@@ -88,11 +88,17 @@ def main() -> None:
 
     started = time.perf_counter()
     results: dict[tuple[str, str], list[dict]] = {}
-    for task in args.tasks.split(","):
-        for method in args.methods.split(","):
-            for seed in [int(s) for s in args.seeds.split(",")]:
+    # Seed outermost, so an interrupted run still has a complete table for the first seed; a run
+    # whose result.json exists is read back instead of trained again (re-run to add seeds).
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for task in args.tasks.split(","):
+            for method in args.methods.split(","):
                 run_dir = Path(args.runs) / task / method.replace(" ", "_").replace("(", "").replace(")", "") / f"seed{seed}"
-                result = train_and_evaluate(method, task, seed, args, run_dir)
+                if (run_dir / "result.json").exists():
+                    result = json.loads((run_dir / "result.json").read_text())
+                else:
+                    result = train_and_evaluate(method, task, seed, args, run_dir)
+                    (run_dir / "result.json").write_text(json.dumps(result))
                 results.setdefault((task, method), []).append(result)
                 print(json.dumps({"task": task, "method": method, "seed": seed, **result}), flush=True)
 

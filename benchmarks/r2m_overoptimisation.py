@@ -60,6 +60,7 @@ def main() -> None:
     proxy = args.proxy
     if not proxy:
         proxy = str(runs / "proxy")
+    if not (Path(proxy) / "model").exists():
         train_reward(RewardConfig(model=args.model, data=args.data, num_train=args.proxy_pairs, max_steps=max(1, args.proxy_pairs // 4), batch_size=4, num_eval=100, output_dir=proxy, progress=False))
     gold = GoldJudge(args.data)
     prompts = load_prompts(args.data, "test", 0, args.num_eval)
@@ -71,6 +72,10 @@ def main() -> None:
         for variant in args.variants.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
                 run = runs / algo / variant / f"seed{seed}"
+                if (run / "result.json").exists():  # finished earlier: re-running adds variants or seeds
+                    rows.append(json.loads((run / "result.json").read_text()))
+                    curves.setdefault((algo, variant), []).append(reward_curves(read_metrics(run)))
+                    continue
                 ablation = VARIANTS[variant]
                 config = config_class(
                     model=args.model, data=args.data, reward_model=proxy, r2m=ablation is not None, r2m_ablation=ablation or "none",
@@ -90,7 +95,8 @@ def main() -> None:
                     "r2m_update_s": statistics.mean(m.get("perf/r2m_update_s", 0.0) for m in metrics),
                 }
                 rows.append(row)
-                curves.setdefault((algo, variant), []).append(([m["step"] for m in metrics], [m["train/reward"] for m in metrics], [m["train/gold_reward"] for m in metrics]))
+                (run / "result.json").write_text(json.dumps(row))
+                curves.setdefault((algo, variant), []).append(reward_curves(metrics))
                 print(json.dumps(row), flush=True)
 
     lines = [
@@ -110,6 +116,12 @@ def main() -> None:
         with open(args.out, "a") as handle:
             handle.write(table + "\n")
     plot(curves, runs / "curves.png")
+
+
+def reward_curves(metrics: list[dict]) -> tuple[list[int], list[float], list[float]]:
+    """(steps, proxy or R2M reward, gold reward) of the sampled responses, per training step."""
+    steps = [m for m in metrics if "train/reward" in m]
+    return [m["step"] for m in steps], [m["train/reward"] for m in steps], [m["train/gold_reward"] for m in steps]
 
 
 def plot(curves: dict, path: Path) -> None:
