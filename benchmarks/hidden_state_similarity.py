@@ -32,6 +32,7 @@ if importlib.util.find_spec("prefrl") is None:
 def pooled_states(model, tokenizer, pairs, side: str, layers: list[int], batch_size: int) -> torch.Tensor:
     """(len(layers), N, d) response-mean-pooled hidden states."""
     from prefrl.data.batching import tokenize_prompt_response
+    from prefrl.models.policy import position_ids_from_mask
     from prefrl.rollout.rollout import build_sequences
 
     pooled = []
@@ -39,8 +40,6 @@ def pooled_states(model, tokenizer, pairs, side: str, layers: list[int], batch_s
         chunk = pairs[start : start + batch_size]
         parts = [tokenize_prompt_response(tokenizer, p.prompt, getattr(p, side)) for p in chunk]
         ids, mask, response_mask, prompt_length = build_sequences([a for a, _ in parts], [b for _, b in parts], 1, tokenizer.pad_token_id)
-        from prefrl.models.policy import position_ids_from_mask
-
         output = model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), output_hidden_states=True)
         weights = response_mask.float().unsqueeze(-1)
         pooled.append(torch.stack([(output.hidden_states[layer][:, prompt_length:] * weights).sum(1) / weights.sum(1) for layer in layers]))
@@ -89,7 +88,9 @@ def main() -> None:
         if reward_gap is not None:
             distance = 1 - (c * r).sum(-1)
             correlation = f"{float(torch.corrcoef(torch.stack([distance, reward_gap]))[0, 1]):.3f}"
-        print(f"| {layer} | {same:.4f} | {cross:.4f} | {same - cross:+.4f} | {correlation} |")
+        # The gap equals half the mean of (h⁺ᵢ − h⁻ᵢ)·(h⁺ⱼ − h⁻ⱼ) over prompts i ≠ j, tiny when a pair's two
+        # responses differ in a few tokens, hence the scientific notation.
+        print(f"| {layer} | {same:.4f} | {cross:.4f} | {same - cross:+.2e} | {correlation} |")
 
 
 if __name__ == "__main__":

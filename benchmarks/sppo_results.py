@@ -60,15 +60,22 @@ def main() -> None:
             oracle = ""
             if oracle_name == "learned":
                 oracle = str(runs / task / "bt")
+            if oracle and not (Path(oracle) / "model").exists():
                 train_reward(RewardConfig(model=args.model, data=task, max_steps=args.rm_steps, batch_size=8, num_train=args.rm_steps * 8, num_eval=100, output_dir=oracle, progress=False, bf16=args.bf16))
             for loss in args.losses.split(","):
+                run = runs / task / oracle_name / loss
                 t0 = time.perf_counter()
-                result = train_sppo(SPPOConfig(
-                    model=args.model, data=task, oracle=oracle, loss=loss, iterations=args.iterations, max_steps=args.steps,
-                    prompts_per_iteration=args.prompts, num_generations=args.samples, max_new_tokens=args.max_new_tokens, eta=args.eta,
-                    lr=args.lr, num_eval=args.num_eval, output_dir=str(runs / task / oracle_name / loss), progress=False, bf16=args.bf16,
-                ))
-                minutes = (time.perf_counter() - t0) / 60
+                if (run / "result.json").exists():  # finished earlier: re-running adds tasks, oracles or losses
+                    result = json.loads((run / "result.json").read_text())
+                else:
+                    result = train_sppo(SPPOConfig(
+                        model=args.model, data=task, oracle=oracle, loss=loss, iterations=args.iterations, max_steps=args.steps,
+                        prompts_per_iteration=args.prompts, num_generations=args.samples, max_new_tokens=args.max_new_tokens, eta=args.eta,
+                        lr=args.lr, num_eval=args.num_eval, output_dir=str(run), progress=False, bf16=args.bf16,
+                    ))
+                    result["minutes"] = (time.perf_counter() - t0) / 60
+                    (run / "result.json").write_text(json.dumps({"iterations": result["iterations"], "minutes": result["minutes"]}))
+                minutes = result["minutes"]
                 method = "SPPO" if loss == "sppo" else f"iterative {'DPO' if loss == 'sigmoid' else loss}"
                 for it in result["iterations"]:
                     print(json.dumps({"task": task, "oracle": oracle_name, "method": method, **it}), flush=True)

@@ -33,6 +33,7 @@ from prefrl.engine.rl import (
     make_backend,
     micro_batch_groups,
     sample_step,
+    gold_rewards,
     score_rollout,
     setup_policy,
     step_generator,
@@ -151,11 +152,13 @@ def train_group_policy(
             with timed(timings, "generation"):
                 rollout = sample_step(engine, setup, config, stream, backend, generator, return_hidden=r2m is not None, old_logprobs=needs_old_logprobs)
             # 3. Rewards: the proxy drives learning; the gold judge is only watched. With R2M the
-            #    proxy reads the policy's hidden states from the forward pass just made.
+            #    proxy reads the policy's hidden states from the forward pass just made, and its one
+            #    reward-model pass also gives the frozen BT reward (no second proxy pass).
             with timed(timings, "reward"):
-                rewards, gold = score_rollout(setup, rollout)
-                if r2m is not None:
-                    rewards, r2m_state = r2m.rewards(rollout, engine.step)
+                if r2m is None:
+                    rewards, gold = score_rollout(setup, rollout)
+                else:
+                    (rewards, r2m_state), gold = r2m.rewards(rollout, engine.step), gold_rewards(setup, rollout)
             kl_per_row = None
             if rollout.ref_logprobs is not None and rollout.logprobs is not None:
                 kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)

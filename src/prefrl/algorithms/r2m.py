@@ -1,8 +1,10 @@
 """R2M inside GRPO and RLOO (`r2m=true` on those recipes; paper 002).
 
 Per step the group loop calls two hooks:
-  rewards(rollout, step)   r = φ((1 − ω(t)) Ĥ + ω(t) H) with h from the rollout's own policy forward
-                           (the pass that computed the old log-probs: no extra policy pass)
+  rewards(rollout, step)   r = φ((1 − ω(t)) Ĥ + ω(t) H) with h from the rollout's no-grad policy
+                           forward, the pass that computes π_old's log-probs. With one update per
+                           rollout plain GRPO skips that pass, so there R2M adds it (see the
+                           overhead in docs/benchmarks.md)
   update(rollout, step)    after the policy update: refresh h with the updated policy, score each
                            group, take its highest and lowest response as a BT pair, and take one
                            step of the feedback head on (1 − α)·BT + α·GRE (AdamW, lr `r2m_lr`)

@@ -219,10 +219,13 @@ def _trim_extra(key: str, value: torch.Tensor, rollout: Rollout, response_column
 
 def score_rollout(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(proxy rewards (N,), gold rewards (N,) or None) for every row of the rollout."""
-    prompts = rollout.row_prompts
-    proxy = setup.reward.score(prompts, rollout.responses).float()
-    gold = setup.gold.score(prompts, rollout.responses).float() if setup.gold is not None else None
-    return proxy, gold
+    proxy = setup.reward.score(rollout.row_prompts, rollout.responses).float()
+    return proxy, gold_rewards(setup, rollout)
+
+
+def gold_rewards(setup: PolicySetup, rollout: Rollout) -> torch.Tensor | None:
+    """The task's gold judge on every row (watched next to the proxy, never learned from); None without one."""
+    return setup.gold.score(rollout.row_prompts, rollout.responses).float() if setup.gold is not None else None
 
 
 def evaluate_policy(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Module) -> dict[str, float]:
