@@ -3,9 +3,11 @@ measuring how busy the rest of the machine was meanwhile, and describing the mac
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -66,3 +68,53 @@ def run_child(framework: str, command: list[str]) -> dict:
     # CPU time other processes took while this one ran: the benchmark is only clean when it is ~0.
     other = None if busy is None else round(max(0.0, busy_cpu_seconds() - busy - child_cpu) / wall, 3)
     return {**json.loads(lines[-1]), "other_cpu_cores": other}
+
+
+def summarize_pairs(args: argparse.Namespace, data: dict, step_s: list[float], loop_s: float | None, **extra) -> dict:
+    """Throughput of a pairs benchmark's worker: measured steps only, tokens as counted by `data`."""
+    measured = step_s[args.warmup :]
+    seconds, pairs = sum(measured), args.steps * args.batch_size
+    tokens = sum(data["step_tokens"][args.warmup :])
+    return {
+        "measured_steps": len(measured), "pairs": pairs, "tokens": tokens, "s_per_step": seconds / len(measured),
+        "pairs_per_s": pairs / seconds, "tokens_per_s": tokens / seconds, "loop_s_per_step": None if loop_s is None else loop_s / args.steps,
+        "step_s": [round(s, 4) for s in step_s], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **extra,
+    }
+
+
+def pairs_table(results: list[dict]) -> str:
+    """The markdown table of a pairs benchmark (prefrl against TRL), with the ratio row."""
+    lines = ["| framework | pairs/s | tokens/s | s/step | peak RSS MiB | other CPU load |", "|---|---:|---:|---:|---:|---:|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['framework']} | failed: {r['error']} | | | | |")
+        else:
+            other = "?" if r["other_cpu_cores"] is None else f"{r['other_cpu_cores']:.2f}"
+            lines.append(f"| {r['framework']} | {r['pairs_per_s']:.3f} | {r['tokens_per_s']:.1f} | {r['s_per_step']:.3f} "
+                         f"| {r['peak_rss_mib']:.0f} | {other} cores |")
+    ok = {r["framework"]: r for r in results if "error" not in r}
+    if "prefrl" in ok and "trl" in ok:
+        p, t = ok["prefrl"], ok["trl"]
+        lines.append(f"| prefrl/TRL | {p['pairs_per_s'] / t['pairs_per_s']:.2f}× | {p['tokens_per_s'] / t['tokens_per_s']:.2f}× "
+                     f"| {p['s_per_step'] / t['s_per_step']:.2f}× | {p['peak_rss_mib'] / t['peak_rss_mib']:.2f}× | |")
+    return "\n".join(lines)
+
+
+def trl_step_timer():
+    """A transformers TrainerCallback that records each optimizer step's wall time and end time."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.step_s: list[float] = []
+            self.ends: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begin = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends.append(time.perf_counter())
+            self.step_s.append(self.ends[-1] - self.begin)
+
+    return StepTimer()

@@ -32,15 +32,13 @@ import argparse
 import contextlib
 import importlib.util
 import json
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import import_prefrl, machine, run_child, version  # noqa: E402
+from harness import import_prefrl, machine, pairs_table, run_child, summarize_pairs, trl_step_timer, version  # noqa: E402
 DATA, SEED, LR = "arithmetic", 0, 2e-5  # prefrl's RewardConfig default learning rate
 
 
@@ -61,18 +59,6 @@ def plan(args: argparse.Namespace) -> dict:
     return {"pairs": pairs, "order": order, "step_tokens": step_tokens, "pair_tokens": [t.num_tokens for t in tokenized]}
 
 
-def summarize(args: argparse.Namespace, data: dict, step_s: list[float], loop_s: float | None, **extra) -> dict:
-    measured = step_s[args.warmup :]
-    seconds, pairs = sum(measured), args.steps * args.batch_size
-    tokens = sum(data["step_tokens"][args.warmup :])
-    return {
-        "measured_steps": len(measured), "pairs": pairs, "tokens": tokens, "s_per_step": seconds / len(measured),
-        "pairs_per_s": pairs / seconds, "tokens_per_s": tokens / seconds, "loop_s_per_step": None if loop_s is None else loop_s / args.steps,
-        "step_s": [round(s, 4) for s in step_s], "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        **extra,
-    }
-
-
 def run_prefrl(args: argparse.Namespace) -> dict:
     import_prefrl()
     from prefrl.algorithms.reward import RewardConfig, train_reward
@@ -89,7 +75,7 @@ def run_prefrl(args: argparse.Namespace) -> dict:
         rows = [r for r in read_metrics(run_dir) if "perf/step_s" in r]
     ends = [r["time"] for r in rows]
     logged = [round(r["perf/tokens_per_s"] * r["perf/step_s"]) for r in rows]
-    return summarize(
+    return summarize_pairs(
         args, data, [r["perf/step_s"] for r in rows], ends[-1] - ends[args.warmup - 1] if args.warmup else None,
         version=version("prefrl"), tokens_match=logged == data["step_tokens"],
         final_loss=round(rows[-1]["train/loss"], 4),
@@ -99,30 +85,17 @@ def run_prefrl(args: argparse.Namespace) -> dict:
 def run_trl(args: argparse.Namespace) -> dict:
     import_prefrl()
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import RewardConfig, RewardTrainer
 
     from prefrl.models.loading import load_tokenizer, resolve_model
     from prefrl.preference.bradley_terry import distinct_pad_token
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.step_s: list[float] = []
-            self.ends: list[float] = []
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.begin = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            self.ends.append(time.perf_counter())
-            self.step_s.append(self.ends[-1] - self.begin)
 
     data = plan(args)
     ordered = [data["pairs"][i] for step in data["order"] for i in step]
     dataset = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in ordered])
     tokenizer = load_tokenizer(args.model)
     distinct_pad_token(tokenizer)  # the pad token prefrl's reward model uses (SmolLM2 pads with EOS otherwise)
-    timer = StepTimer()
+    timer = trl_step_timer()
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as run_dir:
         config = RewardConfig(
             output_dir=run_dir, per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
@@ -136,7 +109,7 @@ def run_trl(args: argparse.Namespace) -> dict:
         expected = [data["pair_tokens"][i] for step in data["order"] for i in step]
         trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return summarize(
+    return summarize_pairs(
         args, data, timer.step_s, timer.ends[-1] - timer.ends[args.warmup - 1] if args.warmup else None,
         version=version("trl"), tokens_match=trl_tokens == expected, final_loss=round(losses[-1], 4) if losses else None,
     )
@@ -154,23 +127,6 @@ def spawn(framework: str, args: argparse.Namespace) -> dict:
                "--warmup", str(args.warmup), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
     command += ["--bf16"] if args.bf16 else []
     return run_child(framework, command)
-
-
-def table(results: list[dict]) -> str:
-    lines = ["| framework | pairs/s | tokens/s | s/step | peak RSS MiB | other CPU load |", "|---|---:|---:|---:|---:|---:|"]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['framework']} | failed: {r['error']} | | | | |")
-        else:
-            other = "?" if r["other_cpu_cores"] is None else f"{r['other_cpu_cores']:.2f}"
-            lines.append(f"| {r['framework']} | {r['pairs_per_s']:.3f} | {r['tokens_per_s']:.1f} | {r['s_per_step']:.3f} "
-                         f"| {r['peak_rss_mib']:.0f} | {other} cores |")
-    ok = {r["framework"]: r for r in results if "error" not in r}
-    if "prefrl" in ok and "trl" in ok:
-        p, t = ok["prefrl"], ok["trl"]
-        lines.append(f"| prefrl/TRL | {p['pairs_per_s'] / t['pairs_per_s']:.2f}× | {p['tokens_per_s'] / t['tokens_per_s']:.2f}× "
-                     f"| {p['s_per_step'] / t['s_per_step']:.2f}× | {p['peak_rss_mib'] / t['peak_rss_mib']:.2f}× | |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -203,7 +159,7 @@ def main() -> None:
     else:
         print(" ".join(notes) + "\n" if notes else "", end="")
         print(", ".join(f"{k}={v}" for k, v in {**settings, **machine()}.items()))
-        print(table(results))
+        print(pairs_table(results))
         for r in results:
             if "error" not in r:
                 check = "" if r["tokens_match"] else " (token counts differ from prefrl's tokenization!)"
