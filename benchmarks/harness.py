@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -52,6 +53,19 @@ def machine() -> dict:
         if Path("/proc/cpuinfo").exists() else "?"
     versions = {name: version(name) for name in ("torch", "transformers", "accelerate", "trl") if importlib.util.find_spec(name)}
     return {"nproc": os.cpu_count(), "cpu": cpu, "prefrl": prefrl_revision(), **versions}
+
+
+def prune_run(run_dir: str | Path, keep_model: bool = False) -> None:
+    """Delete a finished benchmark run's weights, keeping its logs and result.json.
+
+    Each SmolLM2 run leaves ~2 GB (a model copy and AdamW state per checkpoint); a full benchmark
+    sweep would otherwise fill the disk. A reward model that later runs read keeps its `model/`."""
+    run_dir = Path(run_dir)
+    doomed = [run_dir / "checkpoints", *run_dir.glob("iteration-*/model")]
+    if not keep_model:
+        doomed.append(run_dir / "model")
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def run_child(framework: str, command: list[str]) -> dict:

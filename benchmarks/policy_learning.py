@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("prefrl") is None:
     sys.path.insert(0, str(ROOT / "src"))
 
+from harness import prune_run  # noqa: E402  (benchmarks/ is on the path: the script's own folder)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -71,6 +73,7 @@ def main() -> None:
         curve = [(m["step"], m["eval/gold_reward"]) for m in read_metrics(runs / recipe) if "eval/gold_reward" in m]
         results[recipe] = {"before": result["eval_before"].get("eval/gold_reward"), "after": result["eval_after"].get("eval/gold_reward"), "curve": curve, "minutes": (time.perf_counter() - t0) / 60}
         print(json.dumps({recipe: results[recipe]}), flush=True)
+        prune_run(runs / recipe)
 
     lines = [
         f"`python benchmarks/policy_learning.py --model {args.model} --data {args.data} --recipes {args.recipes} --steps {args.steps} --batch-size {args.batch_size} "

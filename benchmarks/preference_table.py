@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("prefrl") is None:
     sys.path.insert(0, str(ROOT / "src"))
 
+from harness import prune_run  # noqa: E402  (benchmarks/ is on the path: the script's own folder)
+
 METHODS = {
     "BT": ("reward", {}),
     "DWRL": ("dwrl", {}),
@@ -99,6 +101,7 @@ def main() -> None:
                 else:
                     result = train_and_evaluate(method, task, seed, args, run_dir)
                     (run_dir / "result.json").write_text(json.dumps(result))
+                    prune_run(run_dir)
                 results.setdefault((task, method), []).append(result)
                 print(json.dumps({"task": task, "method": method, "seed": seed, **result}), flush=True)
 

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("prefrl") is None:
     sys.path.insert(0, str(ROOT / "src"))
 
+from harness import prune_run  # noqa: E402  (benchmarks/ is on the path: the script's own folder)
+
 VARIANTS = {"plain": None, "r2m": "none", "r2m-frozen": "frozen", "r2m-noise": "noise", "r2m-no-gre": "no-gre", "r2m-no-bt": "no-bt"}
 
 
@@ -96,6 +98,7 @@ def main() -> None:
                 }
                 rows.append(row)
                 (run / "result.json").write_text(json.dumps(row))
+                prune_run(run)
                 curves.setdefault((algo, variant), []).append(reward_curves(metrics))
                 print(json.dumps(row), flush=True)
 

@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if importlib.util.find_spec("prefrl") is None:
     sys.path.insert(0, str(ROOT / "src"))
 
+from harness import prune_run  # noqa: E402  (benchmarks/ is on the path: the script's own folder)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,6 +77,7 @@ def main() -> None:
                     ))
                     result["minutes"] = (time.perf_counter() - t0) / 60
                     (run / "result.json").write_text(json.dumps({"iterations": result["iterations"], "minutes": result["minutes"]}))
+                    prune_run(run)
                 minutes = result["minutes"]
                 method = "SPPO" if loss == "sppo" else f"iterative {'DPO' if loss == 'sigmoid' else loss}"
                 for it in result["iterations"]:
