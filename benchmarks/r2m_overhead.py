@@ -1,8 +1,10 @@
 """R2M's cost (paper 002, issue 5): wall time and memory per GRPO step with `r2m=true` against plain
 GRPO, same proxy Bradley–Terry reward model, same prompts and seeds, each in its own process.
 
-Per framework: mean seconds per step after the first (warm-up) step, its split (sampling, reward,
-policy update, R2M's feedback-head update), and the process's peak resident memory.
+Runs: plain GRPO; R2M (h read from the update's own forward, refreshed in float32 after the
+update); R2M with the refresh under bfloat16 autocast (`r2m_refresh_bf16=true`). Per run: mean
+seconds per step after the first (warm-up) step, its split (sampling, reward, policy update, R2M's
+feedback-head update with the refresh pass), and the process's peak resident memory.
 
     python benchmarks/r2m_overhead.py --reward-model runs/r2m_overoptimisation/proxy
     python benchmarks/r2m_overhead.py --model tiny --steps 2 --reward-model RM   # quick check (RM: a tiny BT run)
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import import_prefrl, machine, run_child  # noqa: E402
 
 PHASES = ("generation", "reward", "training", "r2m_update")
+RUNS = ("plain", "r2m", "r2m-bf16")
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -31,7 +34,7 @@ def worker(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as run:
         config = GRPOConfig(
-            model=args.model, data=args.data, reward_model=args.reward_model, r2m=args.worker == "r2m", max_steps=args.steps,
+            model=args.model, data=args.data, reward_model=args.reward_model, r2m=args.worker != "plain", r2m_refresh_bf16=args.worker == "r2m-bf16", max_steps=args.steps,
             batch_size=args.batch_size, num_generations=args.num_generations, max_new_tokens=args.max_new_tokens, num_eval=0,
             output_dir=run, progress=False, seed=0,
         )
@@ -51,20 +54,22 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-generations", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--worker", choices=("plain", "r2m"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=RUNS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(args)
 
     forwarded = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "worker"]
-    results = {name: run_child(name, [sys.executable, __file__, *forwarded, f"--worker={name}"]) for name in ("plain", "r2m")}
+    results = {name: run_child(name, [sys.executable, __file__, *forwarded, f"--worker={name}"]) for name in RUNS}
     print(json.dumps({"machine": machine(), **results}))
-    plain, r2m = results["plain"], results["r2m"]
+    plain = results["plain"]
     print("| GRPO | s/step | " + " | ".join(f"{p} s" for p in PHASES) + " | peak RSS MiB | other CPU load |")
     print("|---|---:|" + "---:|" * len(PHASES) + "---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['step_s']:.2f} | " + " | ".join(f"{r[f'{p}_s']:.2f}" for p in PHASES) + f" | {r['peak_rss_mib']:.0f} | {r['other_cpu_cores']} cores |")
-    print(f"| **R2M / plain** | **{r2m['step_s'] / plain['step_s']:.3f}×** |" + " |" * len(PHASES) + f" {r2m['peak_rss_mib'] / plain['peak_rss_mib']:.3f}× | |")
+    for name in RUNS[1:]:
+        r = results[name]
+        print(f"| **{name} / plain** | **{r['step_s'] / plain['step_s']:.3f}×** |" + " |" * len(PHASES) + f" {r['peak_rss_mib'] / plain['peak_rss_mib']:.3f}× | |")
 
 
 if __name__ == "__main__":

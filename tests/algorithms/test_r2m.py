@@ -66,3 +66,51 @@ def test_ablations_run(tmp_path, reward_model, ablation):
     train_group_policy(RLOOConfig(model="tiny", data="arithmetic", r2m=True, r2m_ablation=ablation, reward_model=str(reward_model), max_steps=1, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
     (step,) = [m for m in read_metrics(run) if "rm/omega" in m]
     assert ("rm/loss" in step) == (ablation != "frozen")
+
+
+def test_rewards_read_from_the_update_forward_equal_those_from_the_rollout_pass(reward_model):
+    """GRPO with one clipped pass scores each micro-batch's groups with h from the update's own
+    forward (trimmed, prompt encoded once); that must give the rewards the rollout's full no-grad
+    pass would have given."""
+    from prefrl.algorithms.grpo import group_policy_loss
+    from prefrl.data.records import PromptRecord
+    from prefrl.engine.rl import micro_batch_groups, trim
+    from prefrl.models.loading import load_causal_lm, load_tokenizer
+    from prefrl.models.policy import PolicyModel
+    from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout
+
+    lm, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    policy = PolicyModel(lm)
+    rollout = collect_rollout(
+        policy, HFGenerationBackend(lm, [tokenizer.eos_token_id], tokenizer.pad_token_id), tokenizer,
+        [PromptRecord("What is 3 + 4?"), PromptRecord("Add 10 and 25"), PromptRecord("2*8=?"), PromptRecord("Hi")],
+        SamplingParams(num_samples=3, max_new_tokens=9, temperature=1.0), torch.Generator().manual_seed(2), return_hidden=True,
+    )
+    r2m = R2MRewardModel(load_preference_model(str(reward_model)), policy_hidden_size=lm.config.hidden_size)
+    torch.manual_seed(0)
+    for parameter in r2m.head.parameters():  # a head away from its initialisation, so h matters
+        parameter.data.add_(0.1 * torch.randn_like(parameter))
+    embeddings = r2m.reward_embeddings(rollout.row_prompts, rollout.responses)
+    with torch.no_grad():
+        expected = r2m(embeddings, rollout.hidden_states, rollout.attention_mask, omega=0.6)
+
+    rollout.extras["row_index"] = torch.arange(rollout.num_rows)
+    read = torch.full((rollout.num_rows,), float("nan"))
+
+    def from_hidden(batch, hidden):
+        rows = batch.extras["row_index"]
+        with torch.no_grad():
+            read[rows] = r2m(embeddings[rows], hidden, batch.attention_mask, omega=0.6)
+        return torch.zeros(len(rows))
+
+    for rows in micro_batch_groups(rollout.num_rows, rollout.group_size, 2, torch.Generator().manual_seed(0)):
+        group_policy_loss(policy, trim(rollout.rows(rows)), GRPOConfig(model="tiny", temperature=1.0), from_hidden)
+    assert not torch.allclose(expected, r2m.frozen_rewards(embeddings), atol=1e-3)  # h does move the reward
+    torch.testing.assert_close(read, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_a_bf16_refresh_runs_inside_grpo(tmp_path, reward_model):
+    run = tmp_path / "bf16"
+    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_refresh_bf16=True, reward_model=str(reward_model), max_steps=2, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
+    steps = [m for m in read_metrics(run) if "rm/loss" in m]
+    assert len(steps) == 2 and all(torch.isfinite(torch.tensor(m["rm/r2m_reward"])) for m in steps)

@@ -48,3 +48,42 @@ def test_shared_prompt_log_probs_equal_full_sequences():
         with torch.no_grad():
             expected = torch.log_softmax(model(tokens).logits[0, -len(response) - 1 : -1], -1).gather(-1, tokens[0, -len(response) :, None]).squeeze(-1)
         torch.testing.assert_close(shared[row, : len(response)].detach(), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_hidden_states_without_the_output_layer_equal_the_full_forward():
+    """The R2M refresh path (each prompt encoded once, no logits) against the rollout's full pass,
+    and the training forward's h against the same: equal wherever the attention mask is 1."""
+    from prefrl.rollout.rollout import policy_hidden_in_chunks
+
+    model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    policy = PolicyModel(model)
+    backend = HFGenerationBackend(model, [tokenizer.eos_token_id], tokenizer.pad_token_id)
+    prompts = [PromptRecord("What is 12 + 30?"), PromptRecord("Hi"), PromptRecord("Name a colour")]
+    rollout = collect_rollout(
+        policy, backend, tokenizer, prompts, SamplingParams(num_samples=2, max_new_tokens=7, temperature=1.0), torch.Generator().manual_seed(1),
+        return_hidden=True, forward_chunk_size=6,
+    )
+    attended = rollout.attention_mask.bool()
+    # Chunks of 4 rows hold two whole groups of 2; the last chunk holds one.
+    refreshed = policy_hidden_in_chunks(policy, rollout.input_ids, rollout.attention_mask, rollout.prompt_length, rollout.group_size, chunk_size=4)
+    assert refreshed.shape == rollout.hidden_states.shape
+    torch.testing.assert_close(refreshed[attended], rollout.hidden_states[attended], atol=1e-5, rtol=1e-4)
+    p = rollout.prompt_length
+    output = policy(
+        rollout.input_ids[::2, :p], rollout.attention_mask[::2, :p], p, return_hidden=True,
+        response_ids=rollout.input_ids[:, p:], response_mask=rollout.attention_mask[:, p:],
+    )
+    torch.testing.assert_close(output.hidden_states.detach()[attended], rollout.hidden_states[attended], atol=1e-5, rtol=1e-4)
+
+
+def test_a_bf16_refresh_gives_float32_states_close_to_the_exact_ones():
+    from prefrl.rollout.rollout import policy_hidden_in_chunks
+
+    model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    policy = PolicyModel(model)
+    ids = torch.randint(3, tokenizer.vocab_size, (4, 12))
+    mask = torch.ones_like(ids)
+    exact = policy_hidden_in_chunks(policy, ids, mask, prompt_length=5, group_size=2, chunk_size=4)
+    fast = policy_hidden_in_chunks(policy, ids, mask, prompt_length=5, group_size=2, chunk_size=4, bf16=True)
+    assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # it did run in bf16
+    torch.testing.assert_close(fast, exact, atol=0.1, rtol=0.05)  # bf16 keeps ~3 significant digits

@@ -1,13 +1,17 @@
 """R2M inside GRPO and RLOO (`r2m=true` on those recipes; paper 002).
 
-Per step the group loop calls two hooks:
-  rewards(rollout, step)   r = φ((1 − ω(t)) Ĥ + ω(t) H) with h from the rollout's no-grad policy
-                           forward, the pass that computes π_old's log-probs. With one update per
-                           rollout plain GRPO skips that pass, so there R2M adds it (see the
-                           overhead in docs/benchmarks.md)
-  update(rollout, step)    after the policy update: refresh h with the updated policy, score each
-                           group, take its highest and lowest response as a BT pair, and take one
-                           step of the feedback head on (1 − α)·BT + α·GRE (AdamW, lr `r2m_lr`)
+Per step the group loop calls these hooks:
+  prepare(rollout, step)   H, the frozen RM's reward-token embedding, once per sample (it cannot
+                           change), the frozen BT reward from it, and ω(t)
+  score(state, rows, h, …) r = φ((1 − ω(t)) Ĥ + ω(t) H) for some rows. h comes from a policy
+                           forward the step makes anyway: the update's own forward when the step
+                           makes one clipped pass (each micro-batch holds whole groups, so a
+                           group's rewards and advantages are computed just before its loss), else
+                           the rollout's no-grad pass that computes π_old's log-probs
+  update(rollout, step)    after the policy update: refresh h with the updated policy (its last
+                           layer only, each prompt encoded once per group), score each group, take
+                           its highest and lowest response as a BT pair, and take one step of the
+                           feedback head on (1 − α)·BT + α·GRE (AdamW, lr `r2m_lr`)
 Ablations (`r2m_ablation`): frozen (the head never trains), noise (Gaussian noise instead of h),
 no-gre, no-bt.
 """
@@ -24,7 +28,7 @@ from prefrl.objectives.r2m import grebt_loss, omega_schedule, select_group_extre
 from prefrl.preference.bradley_terry import BradleyTerryModel
 from prefrl.preference.r2m import R2MRewardModel
 from prefrl.rollout import Rollout
-from prefrl.rollout.rollout import policy_forward_in_chunks
+from prefrl.rollout.rollout import policy_hidden_in_chunks
 
 ABLATIONS = ("none", "frozen", "noise", "no-gre", "no-bt")
 
@@ -52,26 +56,39 @@ class R2MFeedback:
         engine.accelerator.register_for_checkpointing(self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed + 17)
 
-    def policy_feedback(self, rollout: Rollout, hidden: torch.Tensor) -> torch.Tensor:
+    def policy_feedback(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.config.r2m_ablation == "noise":
             return torch.randn(hidden.shape, generator=self.generator)
         return hidden
 
-    def rewards(self, rollout: Rollout, step: int) -> tuple[torch.Tensor, R2MState]:
-        """R2M rewards for the rollout's rows (h must be on the rollout: collect it with return_hidden)."""
+    def prepare(self, rollout: Rollout, step: int) -> R2MState:
+        """H and the frozen BT reward of every row, and ω(t) for this step."""
         omega = omega_schedule(step, self.config.max_steps, self.config.r2m_omega_floor)
         embeddings = self.model.reward_embeddings(rollout.row_prompts, rollout.responses)
-        with torch.no_grad():
-            rewards = self.model(embeddings, self.policy_feedback(rollout, rollout.hidden_states), rollout.attention_mask, omega)
-        return rewards, R2MState(embeddings, self.model.frozen_rewards(embeddings), omega)
+        return R2MState(embeddings, self.model.frozen_rewards(embeddings), omega)
+
+    @torch.no_grad()
+    def score(self, state: R2MState, rows: torch.Tensor, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """R2M rewards of the given rows from the policy's hidden states h (len(rows), L, d) over
+        prompt + response and their attention mask (len(rows), L). h is read, never differentiated."""
+        device = next(self.model.head.parameters()).device
+        feedback = self.policy_feedback(hidden.detach().float().cpu()).to(device)
+        return self.model(state.reward_embeddings[rows].to(device), feedback, attention_mask.to(device), state.omega).cpu()
+
+    def rewards(self, rollout: Rollout, step: int) -> tuple[torch.Tensor, R2MState]:
+        """R2M rewards of every row, h from the rollout's own forward (collect it with return_hidden)."""
+        state = self.prepare(rollout, step)
+        return self.score(state, torch.arange(rollout.num_rows), rollout.hidden_states, rollout.attention_mask), state
 
     def update(self, rollout: Rollout, state: R2MState, policy: torch.nn.Module) -> dict[str, float]:
         """One feedback-head step on the GREBT loss with h refreshed by the updated policy."""
         config = self.config
         if config.r2m_ablation == "frozen":
             return {}
-        _, hidden = policy_forward_in_chunks(policy, rollout.input_ids, rollout.attention_mask, rollout.prompt_length, config.temperature, config.forward_chunk_size, return_hidden=True)
-        rewards = self.model(state.reward_embeddings, self.policy_feedback(rollout, hidden), rollout.attention_mask, state.omega)
+        hidden = policy_hidden_in_chunks(
+            policy, rollout.input_ids, rollout.attention_mask, rollout.prompt_length, rollout.group_size, config.forward_chunk_size, bf16=config.r2m_refresh_bf16
+        )
+        rewards = self.model(state.reward_embeddings, self.policy_feedback(hidden), rollout.attention_mask, state.omega)
         high, low = select_group_extremes(rewards.detach(), rollout.group_size)
         loss, stats = grebt_loss(
             rewards[high], rewards[low], rewards, rollout.group_size, config.r2m_alpha,

@@ -62,8 +62,12 @@ class PolicyModel(nn.Module):
         response_mask: torch.Tensor | None = None,
     ) -> PolicyOutput:
         if response_ids is not None:
-            predicting, response_tokens = self._shared_prompt_states(input_ids, attention_mask, response_ids, response_mask)
-            hidden = None
+            prompt_states, response_states = self.shared_prompt_hidden(input_ids, attention_mask, response_ids, response_mask)
+            # The first response token is predicted from the prompt's last state, the others from
+            # the response's own states.
+            predicting = torch.cat([prompt_states[:, -1:], response_states[:, :-1]], dim=1)
+            response_tokens = response_ids
+            hidden = torch.cat([prompt_states, response_states], dim=1) if return_hidden else None
         else:
             hidden = self.backbone(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
@@ -82,13 +86,14 @@ class PolicyModel(nn.Module):
             output.hidden_states = hidden
         return output
 
-    def _shared_prompt_states(
+    def shared_prompt_hidden(
         self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """States predicting each response token, the prompt encoded once for its G responses.
+        """Last-layer states of B prompts and their G responses each, every prompt encoded once.
 
-        The prompt's KV cache (with its gradient) is repeated G times; the first response token is
-        predicted from the prompt's last state, the others from the response's own states."""
+        (B, P) prompts, (G·B, R) responses grouped by prompt -> (G·B, P, d) prompt states (repeated
+        per response), (G·B, R, d) response states. The prompt's KV cache (with its gradient) is
+        repeated G times instead of encoding the prompt G times."""
         group = response_ids.shape[0] // prompt_ids.shape[0]
         prefix = self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True)
         cache = prefix.past_key_values
@@ -98,5 +103,4 @@ class PolicyModel(nn.Module):
         hidden = self.backbone(
             input_ids=response_ids, attention_mask=torch.cat([prompt_mask, response_mask], dim=-1), position_ids=positions, past_key_values=cache, use_cache=True
         ).last_hidden_state
-        first = prefix.last_hidden_state[:, -1:].repeat_interleave(group, dim=0)
-        return torch.cat([first, hidden[:, :-1]], dim=1), response_ids
+        return prefix.last_hidden_state.repeat_interleave(group, dim=0), hidden

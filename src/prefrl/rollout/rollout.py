@@ -89,6 +89,31 @@ def policy_forward_in_chunks(
     return torch.cat(logprobs), (torch.cat(hidden) if return_hidden else None)
 
 
+@torch.no_grad()
+def policy_hidden_in_chunks(
+    policy: PolicyModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int, group_size: int, chunk_size: int, bf16: bool = False
+) -> torch.Tensor:
+    """(N, P + R, d) last-layer states of group-contiguous rows, no graph and no output layer.
+
+    Each prompt is encoded once for its K responses; whole groups of about `chunk_size` rows go
+    through at a time. `bf16` runs the pass under bfloat16 autocast (float32 states come back)."""
+    module = getattr(policy, "module", policy)  # the method lives on the unwrapped model
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    rows = max(group_size, chunk_size // group_size * group_size)
+    hidden = []
+    for start in range(0, input_ids.shape[0], rows):
+        ids, mask = input_ids[start : start + rows].to(device), attention_mask[start : start + rows].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            prompt_states, response_states = module.shared_prompt_hidden(
+                ids[::group_size, :prompt_length], mask[::group_size, :prompt_length], ids[:, prompt_length:], mask[:, prompt_length:]
+            )
+        hidden.append(torch.cat([prompt_states, response_states], dim=1).float().cpu())
+    module.train(was_training)
+    return torch.cat(hidden)
+
+
 def build_sequences(prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]], group_size: int, pad_token_id: int):
     """(input_ids, attention_mask, response_mask, P): prompts left-padded, responses right-padded."""
     reversed_prompts, reversed_mask = pad_sequences([list(reversed(p)) for p in prompt_ids], pad_token_id)
