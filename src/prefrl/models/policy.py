@@ -2,7 +2,9 @@
 
 Sequences are laid out as [left-padded prompt (P) | right-padded response (R)]. The output layer
 (576 × 49,152 for SmolLM2) costs as much as a large part of the model, so logits are computed only
-at the R positions that predict response tokens, never over the prompt.
+at the R positions that predict response tokens, never over the prompt. When a prompt comes once
+with its G responses (DPO's pair, a GRPO group), the forward packs them without padding and
+encodes the prompt once (`prefrl.models.packing`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from prefrl.models.packing import PackedGroups, pack_groups
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -42,9 +46,10 @@ class PolicyOutput:
 class PolicyModel(nn.Module):
     """Wraps a Hugging Face causal LM (or a PEFT model around one)."""
 
-    def __init__(self, lm: nn.Module):
+    def __init__(self, lm: nn.Module, max_row_tokens: int = 512):
         super().__init__()
         self.lm = lm
+        self.max_row_tokens = max_row_tokens  # packed rows: longer rows cost quadratic attention
 
     @property
     def backbone(self) -> nn.Module:
@@ -62,23 +67,15 @@ class PolicyModel(nn.Module):
         response_mask: torch.Tensor | None = None,
     ) -> PolicyOutput:
         if response_ids is not None:
-            prompt_states, response_states = self.shared_prompt_hidden(input_ids, attention_mask, response_ids, response_mask)
-            # The first response token is predicted from the prompt's last state, the others from
-            # the response's own states.
-            predicting = torch.cat([prompt_states[:, -1:], response_states[:, :-1]], dim=1)
-            response_tokens = response_ids
-            hidden = torch.cat([prompt_states, response_states], dim=1) if return_hidden else None
-        else:
-            hidden = self.backbone(
-                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
-            ).last_hidden_state
-            # The token at position t is predicted by the hidden state at t − 1.
-            predicting = hidden[:, prompt_length - 1 : -1]
-            response_tokens = input_ids[:, prompt_length:]
-        logits = self.lm.get_output_embeddings()(predicting)
+            return self._packed_forward(input_ids, attention_mask, response_ids, response_mask, temperature, return_entropy, return_hidden)
+        hidden = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_from_mask(attention_mask), use_cache=False
+        ).last_hidden_state
+        # The token at position t is predicted by the hidden state at t − 1.
+        logits = self.lm.get_output_embeddings()(hidden[:, prompt_length - 1 : -1])
         if temperature != 1.0:
             logits = logits / temperature
-        output = PolicyOutput(logprobs=token_logprobs_from_logits(logits, response_tokens))
+        output = PolicyOutput(logprobs=token_logprobs_from_logits(logits, input_ids[:, prompt_length:]))
         if return_entropy:
             with torch.no_grad():
                 output.entropy = entropy_from_logits(logits.detach())
@@ -86,21 +83,48 @@ class PolicyModel(nn.Module):
             output.hidden_states = hidden
         return output
 
+    def _packed_forward(
+        self, prompt_ids, prompt_mask, response_ids, response_mask, temperature: float, return_entropy: bool, return_hidden: bool
+    ) -> PolicyOutput:
+        """The forward for prompts given once with their G responses: packed, no padding anywhere,
+        logits only for real response tokens. Outputs use the padded (N, R) layout, 0 on padding."""
+        packed, states = self.packed_hidden(prompt_ids, prompt_mask, response_ids, response_mask)
+        real = packed.predicting >= 0
+        flat = states.reshape(-1, states.shape[-1])
+        logits = self.lm.get_output_embeddings()(flat[packed.predicting[real]])
+        if temperature != 1.0:
+            logits = logits / temperature
+        zeros = torch.zeros(response_ids.shape, dtype=torch.float32, device=logits.device)
+        output = PolicyOutput(logprobs=zeros.masked_scatter(real, token_logprobs_from_logits(logits, response_ids[real])))
+        if return_entropy:
+            with torch.no_grad():
+                output.entropy = zeros.masked_scatter(real, entropy_from_logits(logits.detach()))
+        if return_hidden:
+            output.hidden_states = packed.gather(states, packed.layout)
+        return output
+
+    def packed_hidden(
+        self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
+    ) -> tuple[PackedGroups, torch.Tensor]:
+        """Last-layer states of B prompts and their G responses each, packed without padding.
+
+        (B, P) left-padded prompts, (G·B, R) right-padded responses grouped by prompt -> the packing
+        and its (rows, T, d) states; each prompt is encoded once, and only real tokens are (see
+        `prefrl.models.packing`)."""
+        device = prompt_ids.device
+        packed = pack_groups(prompt_ids.cpu(), prompt_mask.cpu(), response_ids.cpu(), response_mask.cpu(), max_row_tokens=self.max_row_tokens)
+        hidden = self.backbone(
+            input_ids=packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device), position_ids=packed.position_ids.to(device), use_cache=False
+        ).last_hidden_state
+        packed.predicting, packed.layout = packed.predicting.to(device), packed.layout.to(device)
+        return packed, hidden
+
     def shared_prompt_hidden(
         self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Last-layer states of B prompts and their G responses each, every prompt encoded once.
-
-        (B, P) prompts, (G·B, R) responses grouped by prompt -> (G·B, P, d) prompt states (repeated
-        per response), (G·B, R, d) response states. The prompt's KV cache (with its gradient) is
-        repeated G times instead of encoding the prompt G times."""
-        group = response_ids.shape[0] // prompt_ids.shape[0]
-        prefix = self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True)
-        cache = prefix.past_key_values
-        cache.batch_repeat_interleave(group)
-        prompt_mask = prompt_mask.repeat_interleave(group, dim=0)
-        positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(response_ids.shape[1], device=response_ids.device)
-        hidden = self.backbone(
-            input_ids=response_ids, attention_mask=torch.cat([prompt_mask, response_mask], dim=-1), position_ids=positions, past_key_values=cache, use_cache=True
-        ).last_hidden_state
-        return prefix.last_hidden_state.repeat_interleave(group, dim=0), hidden
+        """(G·B, P, d) prompt states (repeated per response) and (G·B, R, d) response states, in
+        the padded layout, from the packed forward (zeros on padding)."""
+        packed, states = self.packed_hidden(prompt_ids, prompt_mask, response_ids, response_mask)
+        full = packed.gather(states, packed.layout)
+        prompt_width = prompt_ids.shape[1]
+        return full[:, :prompt_width], full[:, prompt_width:]
