@@ -95,7 +95,7 @@ def _data_export(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from prefrl.demo import run_demo
 
-    run_demo(output_dir=args.output_dir, model=args.model, max_steps=args.max_steps, num_eval=args.num_eval)
+    run_demo(output_dir=args.output_dir, model=args.model, max_steps=args.max_steps, num_eval=args.num_eval, data=args.data)
     return 0
 
 
@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the end-to-end demo on the embedded default model")
     demo.add_argument("--output-dir", default="runs/demo")
     demo.add_argument("--model", default="smollm2-135m-instruct")
+    demo.add_argument("--data", default="constraints", help="the built-in task (constraints or arithmetic; it needs a gold judge)")
     demo.add_argument("--max-steps", type=int, default=None, help="reward-model optimizer steps (default: the demo's budget)")
     demo.add_argument("--num-eval", type=int, default=None, help="held-out pairs for the before/after accuracy")
     demo.set_defaults(run=_demo)
