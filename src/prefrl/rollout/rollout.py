@@ -65,22 +65,28 @@ class Rollout:
         )
 
 
+def _group_chunks(num_rows: int, group_size: int, chunk_size: int) -> list[slice]:
+    """Row slices of whole groups, about `chunk_size` rows each (at least one group)."""
+    rows = max(group_size, chunk_size // group_size * group_size)
+    return [slice(start, start + rows) for start in range(0, num_rows, rows)]
+
+
 @torch.no_grad()
 def policy_forward_in_chunks(
-    policy: PolicyModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int, temperature: float, chunk_size: int, return_hidden: bool = False
+    policy: PolicyModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int, temperature: float, chunk_size: int,
+    return_hidden: bool = False, group_size: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probs (and hidden states) for many rows without a graph, `chunk_size` rows at a time."""
+    """Log-probs (and hidden states) of group-contiguous rows without a graph, whole groups of about
+    `chunk_size` rows at a time; each prompt is encoded once for its group, padding never computed."""
     device = next(policy.parameters()).device
     was_training = policy.training
     policy.eval()
     logprobs, hidden = [], []
-    for start in range(0, input_ids.shape[0], chunk_size):
+    for rows in _group_chunks(input_ids.shape[0], group_size, chunk_size):
+        ids, mask = input_ids[rows].to(device), attention_mask[rows].to(device)
         output = policy(
-            input_ids[start : start + chunk_size].to(device),
-            attention_mask[start : start + chunk_size].to(device),
-            prompt_length,
-            temperature=temperature,
-            return_hidden=return_hidden,
+            ids[::group_size, :prompt_length], mask[::group_size, :prompt_length], prompt_length, temperature=temperature, return_hidden=return_hidden,
+            response_ids=ids[:, prompt_length:], response_mask=mask[:, prompt_length:],
         )
         logprobs.append(output.logprobs.float().cpu())
         if return_hidden:
@@ -101,10 +107,9 @@ def policy_hidden_in_chunks(
     device = next(module.parameters()).device
     was_training = module.training
     module.eval()
-    rows = max(group_size, chunk_size // group_size * group_size)
     hidden = []
-    for start in range(0, input_ids.shape[0], rows):
-        ids, mask = input_ids[start : start + rows].to(device), attention_mask[start : start + rows].to(device)
+    for rows in _group_chunks(input_ids.shape[0], group_size, chunk_size):
+        ids, mask = input_ids[rows].to(device), attention_mask[rows].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             prompt_states, response_states = module.shared_prompt_hidden(
                 ids[::group_size, :prompt_length], mask[::group_size, :prompt_length], ids[:, prompt_length:], mask[:, prompt_length:]
@@ -156,10 +161,10 @@ def collect_rollout(
         temperature = logprob_temperature
     logprobs = hidden = None
     if old_logprobs or return_hidden:
-        logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden)
+        logprobs, hidden = policy_forward_in_chunks(policy, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, return_hidden, group_size)
     ref_logprobs = None
     if reference is not None:
-        ref_logprobs, _ = policy_forward_in_chunks(reference, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size)
+        ref_logprobs, _ = policy_forward_in_chunks(reference, input_ids, attention_mask, prompt_length, temperature, forward_chunk_size, group_size=group_size)
     texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
     return Rollout(
         prompts=list(prompts),
