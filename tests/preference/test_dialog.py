@@ -39,3 +39,20 @@ def test_prob_is_the_ratio_of_mean_scores():
     score_a, score_b = gpm.score(prompts * 2, a + b)
     torch.testing.assert_close(gpm.prob(prompts, a, b), (score_a / (score_a + score_b)).reshape(1))
     assert 0 < float(score_a) < 1
+
+
+def test_packing_over_uneven_groups_and_several_rows_changes_nothing():
+    """Dialogs 1–3 (groups of 1 and 2 thoughts) packed into rows of ≤ 64 tokens give the outputs of
+    the same dialogs scored together with the others (checked against single-dialog passes above)."""
+    gpm = DialogGPM.from_base("tiny", n_thoughts=2, max_thought_tokens=5)
+    prefixes, suffixes = gpm.dialog_parts(["What is 2+2?", "Say hi"], ["4", "hello"])
+    thoughts = gpm.sample_thoughts(prefixes, 2, torch.Generator().manual_seed(1))
+    dialogs = build_dialogs([p for p in prefixes for _ in range(2)], thoughts, [s for s in suffixes for _ in range(2)], gpm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        whole = gpm.scorer(dialogs)
+        gpm.scorer.max_row_tokens = 64
+        part = gpm.scorer(dialogs.rows(torch.tensor([1, 2, 3])))
+    torch.testing.assert_close(part.answer_logprobs, whole.answer_logprobs[1:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(part.thought_logprobs, whole.thought_logprobs[1:], atol=1e-5, rtol=1e-4)
+    width = part.thought_token_logprobs.shape[1]
+    torch.testing.assert_close(part.thought_token_logprobs, whole.thought_token_logprobs[1:, :width], atol=1e-5, rtol=1e-4)

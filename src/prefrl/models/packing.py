@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -58,15 +59,19 @@ def pack_groups(
     response_mask: torch.Tensor,  # (G·B, R)
     pad_token_id: int = 0,
     max_row_tokens: int = 512,
+    group_sizes: Sequence[int] | None = None,  # responses per prompt, in order; default G·B / B each
 ) -> PackedGroups:
     batch, prompt_width = prompt_ids.shape
     rows_out, response_width = response_ids.shape
-    group = rows_out // batch
+    sizes = list(group_sizes) if group_sizes is not None else [rows_out // batch] * batch
+    if len(sizes) != batch or sum(sizes) != rows_out:
+        raise ValueError(f"pack_groups: {batch} prompts with group sizes {sizes} do not cover {rows_out} responses")
+    first = [sum(sizes[:b]) for b in range(batch)]  # first response row of each group
     prompts = [prompt_ids[b][prompt_mask[b].bool()].tolist() for b in range(batch)]
     responses = [response_ids[n][response_mask[n].bool()].tolist() for n in range(rows_out)]
     if any(len(p) == 0 for p in prompts):
         raise ValueError("pack_groups: a prompt has no tokens (its first response token would have no state to be predicted from)")
-    lengths = [len(prompts[b]) + sum(len(responses[b * group + g]) for g in range(group)) for b in range(batch)]
+    lengths = [len(prompts[b]) + sum(len(responses[first[b] + g]) for g in range(sizes[b])) for b in range(batch)]
     row_members = _balanced_rows(lengths, max_row_tokens)
     width = max(sum(lengths[b] for b in members) for members in row_members)
 
@@ -89,8 +94,8 @@ def pack_groups(
             column += len(prompt)
             last_prompt = row * width + column - 1
             prompt_flat = torch.arange(row * width + start, row * width + column)
-            for g in range(group):
-                n = b * group + g
+            for g in range(sizes[b]):
+                n = first[b] + g
                 response = responses[n]
                 length = len(response)
                 layout[n, prompt_width - len(prompt) : prompt_width] = prompt_flat
@@ -112,3 +117,13 @@ def pack_groups(
     causal = torch.ones(width, width, dtype=torch.bool).tril()
     attention_mask = (same_group & key_is_prompt_or_same_response & causal).unsqueeze(1)
     return PackedGroups(input_ids, position_ids, attention_mask, predicting, layout)
+
+
+def encode_packed(model: torch.nn.Module, packed: PackedGroups, device: torch.device) -> torch.Tensor:
+    """(rows, T, d) last-layer states of a packing, from a Hugging Face causal LM's decoder."""
+    attention = getattr(model.config, "_attn_implementation", "sdpa")
+    if attention not in ("sdpa", "eager"):  # flash-attention kernels ignore a 4-D mask: groups would see each other
+        raise ValueError(f"the packed forward needs sdpa or eager attention (it passes a 4-D mask); this model uses {attention!r}")
+    return model.get_decoder()(
+        input_ids=packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device), position_ids=packed.position_ids.to(device), use_cache=False
+    ).last_hidden_state

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from prefrl.models.packing import PackedGroups, pack_groups
+from prefrl.models.packing import PackedGroups, encode_packed, pack_groups
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -111,14 +111,9 @@ class PolicyModel(nn.Module):
         (B, P) left-padded prompts, (G·B, R) right-padded responses grouped by prompt -> the packing
         and its (rows, T, d) states; each prompt is encoded once, and only real tokens are (see
         `prefrl.models.packing`)."""
-        attention = getattr(self.lm.config, "_attn_implementation", "sdpa")
-        if attention not in ("sdpa", "eager"):  # flash-attention kernels ignore a 4-D mask: groups would see each other
-            raise ValueError(f"the packed forward needs sdpa or eager attention (it passes a 4-D mask); this model uses {attention!r}")
         device = prompt_ids.device
         packed = pack_groups(prompt_ids.cpu(), prompt_mask.cpu(), response_ids.cpu(), response_mask.cpu(), max_row_tokens=self.max_row_tokens)
-        hidden = self.backbone(
-            input_ids=packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device), position_ids=packed.position_ids.to(device), use_cache=False
-        ).last_hidden_state
+        hidden = encode_packed(self.lm, packed, device)
         packed.predicting, packed.layout = packed.predicting.to(device), packed.layout.to(device)
         return packed, hidden
 

@@ -18,11 +18,12 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from prefrl.data.batching import encode
+from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import Text
 from prefrl.data.templates import DIALOG_ANSWER, render_dialog
 from prefrl.models.loading import load_causal_lm, load_tokenizer
-from prefrl.models.policy import position_ids_from_mask, token_logprobs_from_logits
+from prefrl.models.packing import PackedGroups, encode_packed, pack_groups
+from prefrl.models.policy import token_logprobs_from_logits
 from prefrl.preference.base import PointwisePreferenceModel, write_model_card
 from prefrl.preference.pairwise import single_token_id
 from prefrl.rollout.generation import HFGenerationBackend, SamplingParams
@@ -68,30 +69,57 @@ class DialogOutput:
 
 
 class DialogScorer(nn.Module):
-    """One forward over the dialogs; the output layer only at the thought and answer positions."""
+    """One forward over the dialogs; the output layer only at the thought and answer positions.
 
-    def __init__(self, lm: nn.Module, answer_token_id: int):
+    Consecutive dialogs with the same prefix [x, y, critique request] — the n thoughts of one
+    response — are packed behind one encoding of that prefix, and no padding is computed
+    (`prefrl.models.packing`): with n = 4 the prefix, most of each dialog, is encoded once, not 4 times."""
+
+    def __init__(self, lm: nn.Module, answer_token_id: int, max_row_tokens: int = 1024):
         super().__init__()
         self.lm = lm
         self.answer_token_id = answer_token_id
+        self.max_row_tokens = max_row_tokens
 
     def forward(self, dialogs: Dialogs) -> DialogOutput:
-        ids, mask = dialogs.input_ids, dialogs.attention_mask
-        hidden = self.lm.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=False).last_hidden_state
-        rows = torch.arange(ids.shape[0], device=ids.device)
+        ids = dialogs.input_ids
+        device = ids.device
+        packed, prefix_width, continuation_lengths = pack_dialogs(ids.cpu(), dialogs.attention_mask.cpu(), dialogs.thought_start.cpu(), self.max_row_tokens)
+        hidden = encode_packed(self.lm, packed, device)
+        hidden = hidden.reshape(-1, hidden.shape[-1])
+        rows = torch.arange(ids.shape[0])
         width = max(int(dialogs.thought_length.max()), 1)
-        offsets = torch.arange(width, device=ids.device)
-        thought_mask = offsets[None, :] < dialogs.thought_length.to(ids.device)[:, None]
-        token_positions = (dialogs.thought_start.to(ids.device)[:, None] + offsets[None, :]).clamp(max=ids.shape[1] - 1)
-        # token at position t is predicted from position t − 1; the answer from the last real token
-        answer_position = mask.sum(-1) - 1
-        gather = torch.cat([token_positions - 1, answer_position[:, None]], dim=1)
-        selected = hidden[rows[:, None], gather]
-        logits = self.lm.get_output_embeddings()(selected)
-        thought_tokens = ids[rows[:, None], token_positions]
+        offsets = torch.arange(width)
+        thought_mask = offsets[None, :] < dialogs.thought_length.cpu()[:, None]
+        token_positions = (dialogs.thought_start.cpu()[:, None] + offsets[None, :]).clamp(max=ids.shape[1] - 1)
+        # Thought token k is predicted from the state before it (the prefix's last for k = 0); the
+        # answer from the dialog's last real token.
+        thought_states = packed.predicting[:, :width]  # the continuation starts with the thought, so it is at least this wide
+        answer_states = packed.layout[rows, prefix_width + continuation_lengths - 1]
+        gather = torch.cat([thought_states.clamp(min=0), answer_states[:, None]], dim=1).to(device)
+        logits = self.lm.get_output_embeddings()(hidden[gather])
+        thought_mask = thought_mask.to(device)
+        thought_tokens = ids[rows[:, None].to(device), token_positions.to(device)]
         token_logprobs = token_logprobs_from_logits(logits[:, :-1], thought_tokens) * thought_mask
         answer = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, self.answer_token_id]
         return DialogOutput(token_logprobs.sum(-1), answer, token_logprobs, thought_mask.long())
+
+
+def pack_dialogs(input_ids: torch.Tensor, attention_mask: torch.Tensor, thought_start: torch.Tensor, max_row_tokens: int) -> tuple[PackedGroups, int, torch.Tensor]:
+    """Right-padded dialogs -> (packing with one group per run of equal prefixes, the prefix width,
+    each dialog's continuation length). The continuation (thought + answer request) is the
+    packing's "response"; the prefix (everything before the thought) its prompt."""
+    lengths = attention_mask.sum(-1)
+    starts = thought_start.tolist()
+    firsts = [0] + [
+        i for i in range(1, len(starts)) if starts[i] != starts[i - 1] or not torch.equal(input_ids[i, : starts[i]], input_ids[i - 1, : starts[i - 1]])
+    ]
+    sizes = [b - a for a, b in zip(firsts, firsts[1:] + [len(starts)])]
+    prefix_ids, prefix_mask = left_pad([input_ids[i, : starts[i]].tolist() for i in firsts], 0)
+    continuation_lengths = lengths - thought_start
+    continuation_ids, continuation_mask = pad_sequences([input_ids[i, starts[i] : int(lengths[i])].tolist() for i in range(len(starts))], 0)
+    packed = pack_groups(prefix_ids, prefix_mask, continuation_ids, continuation_mask, max_row_tokens=max_row_tokens, group_sizes=sizes)
+    return packed, prefix_ids.shape[1], continuation_lengths
 
 
 class DialogGPM(PointwisePreferenceModel):
