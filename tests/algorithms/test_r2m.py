@@ -114,3 +114,26 @@ def test_a_bf16_refresh_runs_inside_grpo(tmp_path, reward_model):
     train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_refresh_bf16=True, reward_model=str(reward_model), max_steps=2, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
     steps = [m for m in read_metrics(run) if "rm/loss" in m]
     assert len(steps) == 2 and all(torch.isfinite(torch.tensor(m["rm/r2m_reward"])) for m in steps)
+
+
+def test_scoring_inside_a_bf16_update_stays_float32(reward_model):
+    """The in-update scoring runs within the engine's autocast; R2M's reward must not drop to bf16
+    (at ω = 1 it is still the frozen reward to the last bit, at ω < 1 equal to scoring outside)."""
+    from types import SimpleNamespace
+
+    from prefrl.algorithms.r2m import R2MFeedback, R2MState
+
+    engine = SimpleNamespace(accelerator=SimpleNamespace(register_for_checkpointing=lambda obj: None, num_processes=1))
+    config = GRPOConfig(model="tiny", r2m=True, reward_model=str(reward_model))
+    feedback = R2MFeedback(config, engine, load_preference_model(str(reward_model)), policy_hidden_size=32)
+    embeddings = feedback.model.reward_embeddings(["q1", "q2", "q3"], ["a", "bb", "ccc"])
+    hidden, mask, rows = torch.randn(3, 6, 32), torch.ones(3, 6, dtype=torch.long), torch.arange(3)
+    for omega in (1.0, 0.6):
+        state = R2MState(embeddings, feedback.model.frozen_rewards(embeddings), omega)
+        outside = feedback.score(state, rows, hidden, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            inside = feedback.score(state, rows, hidden.bfloat16(), mask)
+        assert inside.dtype == torch.float32
+        torch.testing.assert_close(inside, outside, atol=0.02, rtol=0.02)  # h itself came in bf16
+        if omega == 1.0:
+            assert torch.equal(inside, state.frozen)

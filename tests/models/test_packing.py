@@ -1,5 +1,6 @@
 """Packing prompt groups without padding: the layout by hand, and equivalence with each sequence alone."""
 
+import pytest
 import torch
 
 from prefrl.models.loading import load_causal_lm, load_tokenizer
@@ -30,7 +31,7 @@ def test_groups_spread_over_rows_and_padding_sees_only_itself():
     responses = torch.tensor([[6, 6, 6], [7, 0, 0], [8, 8, 0], [9, 0, 0], [6, 7, 8], [0, 0, 0]])
     response_mask = (responses > 0).long()
     packed = pack_groups(prompts, prompt_mask, responses, response_mask, max_row_tokens=7)
-    # Group lengths 6, 4, 5 (16 tokens) over ceil(16 / 7) = 3 rows: one group per row, width 6.
+    # Group lengths 6, 4, 5 (15 tokens) over ceil(15 / 7) = 3 rows: one group per row, width 6.
     assert packed.input_ids.shape == (3, 6)
     assert sorted(packed.input_ids[:, 0].tolist()) == [1, 3, 4]
     mask = packed.attention_mask[:, 0]
@@ -39,10 +40,13 @@ def test_groups_spread_over_rows_and_padding_sees_only_itself():
     assert (packed.predicting[5] == -1).all()  # an empty response predicts nothing
 
 
-def test_packed_forward_equals_each_sequence_alone():
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_forward_equals_each_sequence_alone(attention):
     """Log-probs, entropies and hidden states of the packed forward, spread over several rows, against
-    each prompt + response run alone without padding (an independent computation)."""
+    each prompt + response run alone without padding (an independent computation), with both
+    attention kernels that accept the 4-D mask (sdpa reads it as boolean, eager adds it)."""
     model, tokenizer = load_causal_lm("tiny"), load_tokenizer("tiny")
+    model.set_attn_implementation(attention)
     policy = PolicyModel(model, max_row_tokens=16)
     encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompts = [encode(t) for t in ("What is 2+2?", "Hi", "Name three colours")]
@@ -70,3 +74,19 @@ def test_packed_forward_equals_each_sequence_alone():
         hidden = output.hidden_states[row].detach()
         torch.testing.assert_close(hidden[width - len(prompt) : width + n], alone.hidden_states[-1][0], atol=1e-5, rtol=1e-4)
         assert torch.all(hidden[: width - len(prompt)] == 0) and torch.all(hidden[width + n :] == 0)
+
+
+def test_kernels_that_ignore_the_mask_and_windows_it_cannot_apply_are_refused():
+    from prefrl.models.packing import encode_packed
+
+    model = load_causal_lm("tiny")
+    packed = pack_groups(torch.tensor([[5, 6, 7]]), torch.ones(1, 3, dtype=torch.long), torch.tensor([[8, 9]]), torch.ones(1, 2, dtype=torch.long))
+    model.config._attn_implementation = "flash_attention_2"
+    with pytest.raises(ValueError, match="sdpa or eager"):
+        encode_packed(model, packed, torch.device("cpu"))
+    model.config._attn_implementation = "sdpa"
+    model.config.sliding_window = 4
+    with pytest.raises(ValueError, match="sliding window"):
+        encode_packed(model, packed, torch.device("cpu"))
+    model.config.sliding_window = 5  # 5 tokens fit: allowed
+    assert encode_packed(model, packed, torch.device("cpu")).shape[:2] == (1, 5)

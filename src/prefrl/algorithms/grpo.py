@@ -58,7 +58,7 @@ class GRPOConfig(PolicyConfig):
     r2m_omega_floor: float = option(0.6, "Ω: floor of ω(t) = max(½cos(πt/T) + ½, Ω), the weight of the frozen embedding.")
     r2m_lr: float = option(1e-6, "Learning rate of the R2M feedback head.")
     r2m_refresh_bf16: bool = option(
-        False, "Refresh h after the update under bfloat16 autocast: ~1.8× faster on hardware with bf16 units (h only feeds the head's step; its rewards still read fp32 h)."
+        False, "Refresh h after the update under bfloat16 autocast in an fp32 run: ~1.8× faster on hardware with bf16 units (h only feeds the head's step; the rewards read h from the fp32 forward)."
     )
     r2m_ablation: str = option("none", "none, frozen (head never trains), noise (Gaussian noise instead of h), no-gre, no-bt.")
     scale_rewards: str = option("group", "Divide group-centred rewards by the group std (group), the batch std (batch), or not (none, Dr. GRPO).")

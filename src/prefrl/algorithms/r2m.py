@@ -58,7 +58,7 @@ class R2MFeedback:
 
     def policy_feedback(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.config.r2m_ablation == "noise":
-            return torch.randn(hidden.shape, generator=self.generator)
+            return torch.randn(hidden.shape, generator=self.generator).to(hidden.device)
         return hidden
 
     def prepare(self, rollout: Rollout, step: int) -> R2MState:
@@ -72,8 +72,10 @@ class R2MFeedback:
         """R2M rewards of the given rows from the policy's hidden states h (len(rows), L, d) over
         prompt + response and their attention mask (len(rows), L). h is read, never differentiated."""
         device = next(self.model.head.parameters()).device
-        feedback = self.policy_feedback(hidden.detach().float().cpu()).to(device)
-        return self.model(state.reward_embeddings[rows].to(device), feedback, attention_mask.to(device), state.omega).cpu()
+        feedback = self.policy_feedback(hidden.detach().float().to(device))
+        # Called inside the update's forward, which may run under bf16 autocast: the reward is fp32.
+        with torch.autocast(device.type, enabled=False):
+            return self.model(state.reward_embeddings[rows].to(device), feedback, attention_mask.to(device), state.omega).float().cpu()
 
     def rewards(self, rollout: Rollout, step: int) -> tuple[torch.Tensor, R2MState]:
         """R2M rewards of every row, h from the rollout's own forward (collect it with return_hidden)."""
@@ -86,7 +88,8 @@ class R2MFeedback:
         if config.r2m_ablation == "frozen":
             return {}
         hidden = policy_hidden_in_chunks(
-            policy, rollout.input_ids, rollout.attention_mask, rollout.prompt_length, rollout.group_size, config.forward_chunk_size, bf16=config.r2m_refresh_bf16
+            policy, rollout.input_ids, rollout.attention_mask, rollout.prompt_length, rollout.group_size, config.forward_chunk_size,
+            bf16=config.r2m_refresh_bf16 or config.bf16,  # a bf16 run refreshes in bf16, as its other forwards run
         )
         rewards = self.model(state.reward_embeddings, self.policy_feedback(hidden), rollout.attention_mask, state.omega)
         high, low = select_group_extremes(rewards.detach(), rollout.group_size)

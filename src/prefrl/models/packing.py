@@ -11,7 +11,8 @@ and a 4-D attention mask lets a token see only what it would see alone: its own 
 the earlier tokens of its own response (never another response or another group). Positions restart
 for every group and continue from the prompt into each response, exactly as in the padded layout,
 so the hidden states equal those of each prompt + response encoded alone. The attention over a row
-is quadratic in its length, so groups are spread over rows of about `max_row_tokens` each.
+is quadratic in its length, so groups are spread over rows of about `max_row_tokens` each (or of
+the longest group, when longer); the only padding left is where a row is shorter than the widest.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class PackedGroups:
 
 def _balanced_rows(lengths: list[int], max_row_tokens: int) -> list[list[int]]:
     """Groups (by length) to rows: as many rows as the token budget needs, longest group first onto
-    the currently shortest row, each row's groups kept in their original order."""
-    rows = max(1, math.ceil(sum(lengths) / max_row_tokens))
+    the currently shortest row, each row's groups kept in their original order. A group longer than
+    the budget is not split, so the budget grows to it (rows are padded to the widest row)."""
+    budget = max(max_row_tokens, max(lengths))
+    rows = max(1, math.ceil(sum(lengths) / budget))
     rows = min(rows, len(lengths))
     members: list[list[int]] = [[] for _ in range(rows)]
     totals = [0] * rows
@@ -120,10 +123,23 @@ def pack_groups(
 
 
 def encode_packed(model: torch.nn.Module, packed: PackedGroups, device: torch.device) -> torch.Tensor:
-    """(rows, T, d) last-layer states of a packing, from a Hugging Face causal LM's decoder."""
-    attention = getattr(model.config, "_attn_implementation", "sdpa")
+    """(rows, T, d) last-layer states of a packing, from a Hugging Face causal LM's decoder.
+
+    Transformers hands a custom 4-D mask to the attention kernel as it is: sdpa reads a boolean
+    mask (True = attend), eager adds the mask to the scores, so it gets an additive one. Other
+    kernels (flash attention) ignore it, and a sliding window is not applied to it: both refused."""
+    config = model.config
+    attention = getattr(config, "_attn_implementation", "sdpa")
     if attention not in ("sdpa", "eager"):  # flash-attention kernels ignore a 4-D mask: groups would see each other
         raise ValueError(f"the packed forward needs sdpa or eager attention (it passes a 4-D mask); this model uses {attention!r}")
+    window = getattr(config, "sliding_window", None)
+    uses_window = window and (getattr(config, "use_sliding_window", True) or "sliding_attention" in (getattr(config, "layer_types", None) or []))
+    if uses_window and int(packed.position_ids.max()) + 1 > window:
+        raise ValueError(f"a prompt + response of {int(packed.position_ids.max()) + 1} tokens exceeds the model's sliding window ({window}), which the packed mask does not apply")
+    mask = packed.attention_mask.to(device)
+    if attention == "eager":
+        dtype = next(model.parameters()).dtype
+        mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
     return model.get_decoder()(
-        input_ids=packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device), position_ids=packed.position_ids.to(device), use_cache=False
+        input_ids=packed.input_ids.to(device), attention_mask=mask, position_ids=packed.position_ids.to(device), use_cache=False
     ).last_hidden_state

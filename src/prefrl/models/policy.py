@@ -89,6 +89,7 @@ class PolicyModel(nn.Module):
         """The forward for prompts given once with their G responses: packed, no padding anywhere,
         logits only for real response tokens. Outputs use the padded (N, R) layout, 0 on padding."""
         packed, states = self.packed_hidden(prompt_ids, prompt_mask, response_ids, response_mask)
+        response_ids = response_ids.to(states.device)
         real = packed.predicting >= 0
         flat = states.reshape(-1, states.shape[-1])
         logits = self.lm.get_output_embeddings()(flat[packed.predicting[real]])
@@ -111,7 +112,7 @@ class PolicyModel(nn.Module):
         (B, P) left-padded prompts, (G·B, R) right-padded responses grouped by prompt -> the packing
         and its (rows, T, d) states; each prompt is encoded once, and only real tokens are (see
         `prefrl.models.packing`)."""
-        device = prompt_ids.device
+        device = next(self.lm.parameters()).device
         packed = pack_groups(prompt_ids.cpu(), prompt_mask.cpu(), response_ids.cpu(), response_mask.cpu(), max_row_tokens=self.max_row_tokens)
         hidden = encode_packed(self.lm, packed, device)
         packed.predicting, packed.layout = packed.predicting.to(device), packed.layout.to(device)
