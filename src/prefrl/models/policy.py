@@ -118,12 +118,10 @@ class PolicyModel(nn.Module):
         packed.predicting, packed.layout = packed.predicting.to(device), packed.layout.to(device)
         return packed, hidden
 
-    def shared_prompt_hidden(
+    def hidden_states(
         self, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, response_ids: torch.Tensor, response_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(G·B, P, d) prompt states (repeated per response) and (G·B, R, d) response states, in
-        the padded layout, from the packed forward (zeros on padding)."""
+    ) -> torch.Tensor:
+        """(G·B, P + R, d) last-layer states in the padded layout [prompt | response], from the packed
+        forward without the output layer (zeros on padding)."""
         packed, states = self.packed_hidden(prompt_ids, prompt_mask, response_ids, response_mask)
-        full = packed.gather(states, packed.layout)
-        prompt_width = prompt_ids.shape[1]
-        return full[:, :prompt_width], full[:, prompt_width:]
+        return packed.gather(states, packed.layout)

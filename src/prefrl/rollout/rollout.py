@@ -111,10 +111,8 @@ def policy_hidden_in_chunks(
     for rows in _group_chunks(input_ids.shape[0], group_size, chunk_size):
         ids, mask = input_ids[rows].to(device), attention_mask[rows].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            prompt_states, response_states = module.shared_prompt_hidden(
-                ids[::group_size, :prompt_length], mask[::group_size, :prompt_length], ids[:, prompt_length:], mask[:, prompt_length:]
-            )
-        hidden.append(torch.cat([prompt_states, response_states], dim=1).float().cpu())
+            states = module.hidden_states(ids[::group_size, :prompt_length], mask[::group_size, :prompt_length], ids[:, prompt_length:], mask[:, prompt_length:])
+        hidden.append(states.float().cpu())
     module.train(was_training)
     return torch.cat(hidden)
 
