@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -105,10 +106,14 @@ def main() -> None:
                 results.setdefault((task, method), []).append(result)
                 print(json.dumps({"task": task, "method": method, "seed": seed, **result}), flush=True)
 
+    # Runs read back from result.json cost this invocation nothing, so its wall time says little
+    # about the table's cost; the summed training time of every run in the table does.
+    training_minutes = sum(r["train_seconds"] for runs in results.values() for r in runs) / 60
     lines = [
-        f"`python benchmarks/preference_table.py --model {args.model} --tasks {args.tasks} --seeds {args.seeds} --steps {args.steps} "
-        f"--batch-size {args.batch_size} --num-train {args.num_train} --num-eval {args.num_eval} --n-thoughts {args.n_thoughts}`"
-        f" — total wall time {(time.perf_counter() - started) / 60:.1f} min",
+        f"`{shlex.join(['python', 'benchmarks/preference_table.py', *sys.argv[1:]])}`",
+        "",
+        f"Training time summed over the table's {sum(len(runs) for runs in results.values())} runs: {training_minutes:.0f} min; "
+        f"this invocation's wall time: {(time.perf_counter() - started) / 60:.1f} min.",
         "",
         "| task | method | accuracy (mean over seeds) | per seed [95% CI] | Brier | ECE | train s |",
         "|---|---|---:|---|---:|---:|---:|",
