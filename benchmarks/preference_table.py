@@ -115,14 +115,17 @@ def main() -> None:
         f"Training time summed over the table's {sum(len(runs) for runs in results.values())} runs: {training_minutes:.0f} min; "
         f"this invocation's wall time: {(time.perf_counter() - started) / 60:.1f} min.",
         "",
-        "| task | method | accuracy (mean over seeds) | per seed [95% CI] | Brier | ECE | train s |",
-        "|---|---|---:|---|---:|---:|---:|",
+        "| task | method | accuracy (mean over seeds) | per seed [95% CI] | Brier | ECE | position consistency | train s |",
+        "|---|---|---:|---|---:|---:|---:|---:|",
     ]
     for (task, method), runs in results.items():
         per_seed = "; ".join(f"{r['accuracy']:.3f} [{r['accuracy_ci_low']:.2f}–{r['accuracy_ci_high']:.2f}]" for r in runs)
+        # only a judge that reads A and B in both orders has one
+        consistency = f"{statistics.mean(r['position_consistency'] for r in runs):.2f}" if all("position_consistency" in r for r in runs) else "—"
         lines.append(
             f"| {task} | {method} | {statistics.mean(r['accuracy'] for r in runs):.3f} | {per_seed} | "
-            f"{statistics.mean(r['brier'] for r in runs):.3f} | {statistics.mean(r['ece'] for r in runs):.3f} | {statistics.mean(r['train_seconds'] for r in runs):.0f} |"
+            f"{statistics.mean(r['brier'] for r in runs):.3f} | {statistics.mean(r['ece'] for r in runs):.3f} | {consistency} | "
+            f"{statistics.mean(r['train_seconds'] for r in runs):.0f} |"
         )
     table = "\n".join(lines)
     print(table)

@@ -7,12 +7,13 @@ For each pair (y⁺, y⁻) and n thoughts per response sampled from the current 
 
   1. scoring step on the fixed thoughts:  L_score = −w Σᵢ [ω̃⁺ᵢ log π(a|o⁺ᵢ) − ω̃⁻ᵢ log π(a|o⁻ᵢ)]
   2. recompute w and ω̃ with the updated model
-  3. thought step: PPO-clip on ρᵢ = π(oᵢ)/π_old(oᵢ) with advantage +w(ω̃⁺ᵢ − b) for thoughts of y⁺
-     and −w(ω̃⁻ᵢ − b) for thoughts of y⁻ (b = 1/n by default, 0 with subtract_baseline=false)
+  3. thought step: PPO-clip on ρᵢ = π(oᵢ)/π_old(oᵢ), one ratio per thought (its end token included),
+     with advantage +w(ω̃⁺ᵢ − b) for thoughts of y⁺ and −w(ω̃⁻ᵢ − b) for thoughts of y⁻
+     (b = 1/n by default, 0 with subtract_baseline=false)
 
 Ablations: use_misalignment_weight=false (w = 1); thoughts=fixed (sampled once from the initial
-model, scoring step only: BT on pre-filled thoughts); thoughts=none (no critique: BT on the dialog's
-Yes-probability).
+model, scoring step only: BT on pre-filled thoughts; the saved model also takes its evaluation
+thoughts from the initial model); thoughts=none (no critique: BT on the dialog's Yes-probability).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from prefrl.errors import ConfigError
 from prefrl.eval.preference import evaluate_preference
 from prefrl.objectives.dwrl import dwrl_scoring_loss, dwrl_thought_advantages, group_score_entropy, group_scores, misalignment_weight
 from prefrl.objectives.policy import ppo_clipped_policy_loss
-from prefrl.preference.dialog import DialogGPM, Dialogs, build_dialogs
+from prefrl.preference.dialog import DialogGPM, Dialogs
 from prefrl.utils import publish_directory, write_json
 
 
@@ -73,7 +74,7 @@ def pair_dialogs(gpm: DialogGPM, pairs: list[DialogPair], thoughts: list[list[in
     """Rows ordered [chosen of pair 0 (n rows), …, chosen of pair B−1, rejected of pair 0, …]."""
     prefixes = [p.prefixes[side] for side in (0, 1) for p in pairs for _ in range(n)]
     suffixes = [p.suffixes[side] for side in (0, 1) for p in pairs for _ in range(n)]
-    return build_dialogs(prefixes, thoughts, suffixes, gpm.tokenizer.pad_token_id)
+    return gpm.dialogs(prefixes, thoughts, suffixes)
 
 
 def split_sides(values: torch.Tensor, count: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,25 +91,51 @@ def scoring_step_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[to
 
 def thought_step_loss(model: torch.nn.Module, batch: dict[str, Any], config: DWRLConfig) -> tuple[torch.Tensor, dict]:
     output = model(batch["dialogs"])
-    rows, columns = output.thought_token_logprobs.shape
-    # fixed-length-sum divides the sum over all thought tokens by rows × columns; rescaled, it is the
-    # sum over each pair's thoughts averaged over pairs: the DWRL surrogate's thought term.
+    # ρᵢ = π(oᵢ)/π_old(oᵢ) is one ratio per thought, as in the paper, not one per token: the shared
+    # clipped loss on a single column of summed thought log-probs.
+    thoughts = output.thought_logprobs[:, None]
     loss, stats = ppo_clipped_policy_loss(
-        output.thought_token_logprobs, batch["old_token_logprobs"], batch["advantages"], output.thought_mask,
-        clip_eps=config.clip_eps, aggregation="fixed-length-sum", max_length=columns,
+        thoughts, batch["old_thought_logprobs"][:, None], batch["advantages"], torch.ones_like(thoughts),
+        clip_eps=config.clip_eps, aggregation="fixed-length-sum", max_length=1,
     )
-    return loss * (rows * columns / batch["count"]), stats
+    # fixed-length-sum divides by the number of thoughts; rescaled, it is the sum over each pair's
+    # thoughts averaged over pairs: the DWRL surrogate's thought term.
+    return loss * (thoughts.shape[0] / batch["count"]), stats
 
 
-def micro_batches(pairs_rows: list[int], count: int, n: int, pieces: int) -> list[torch.Tensor]:
-    """Row indices of each micro-batch, keeping a pair's 2n dialogs together."""
-    size = max(1, count // pieces)
+def micro_batches(count: int, n: int, pieces: int) -> list[torch.Tensor]:
+    """Row indices of each micro-batch, keeping a pair's 2n dialogs together (count divisible by pieces)."""
+    size = count // pieces
     chunks = [list(range(s, min(s + size, count))) for s in range(0, count, size)]
     return [torch.tensor([side * count * n + p * n + i for side in (0, 1) for p in chunk for i in range(n)]) for chunk in chunks]
 
 
+def scoring_batches(dialogs: Dialogs, pieces: list[torch.Tensor], count: int, n: int, weight: torch.Tensor, scores_pos: torch.Tensor, scores_neg: torch.Tensor) -> list[dict[str, Any]]:
+    """One scoring-step batch per micro-batch of rows, with its pairs' w and ω̃."""
+    batches = []
+    for rows in pieces:
+        pairs = torch.tensor(sorted({int(r) % (count * n) // n for r in rows}))
+        batches.append({"dialogs": dialogs.rows(rows), "count": len(pairs), "n": n, "weight": weight[pairs], "scores_pos": scores_pos[pairs], "scores_neg": scores_neg[pairs]})
+    return batches
+
+
+def thought_batches(dialogs: Dialogs, pieces: list[torch.Tensor], n: int, advantages: torch.Tensor, old_thought_logprobs: torch.Tensor) -> list[dict[str, Any]]:
+    """One thought-step batch per micro-batch of rows; `advantages` and the π_old log-probs are per row."""
+    return [
+        {"dialogs": dialogs.rows(rows), "count": len(rows) // (2 * n), "advantages": advantages[rows], "old_thought_logprobs": old_thought_logprobs[rows]}
+        for rows in pieces
+    ]
+
+
 def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
     engine = Engine(config, recipe="dwrl")
+    world = engine.accelerator.num_processes
+    if config.batch_size % (world * config.gradient_accumulation_steps):
+        # micro-batches of unequal size would weight pairs unequally, and a remainder would be dropped
+        raise ConfigError(
+            f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
+            f"= {world} × {config.gradient_accumulation_steps}"
+        )
 
     # 1. Data and the model; every dialog prefix/suffix tokenized once.
     train = load_preference_pairs(config.data, config.train_split, config.data_seed, config.num_train)
@@ -159,13 +186,8 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
 
             # 4. Scoring step on the fixed thoughts.
             t0 = time.perf_counter()
-            pieces = micro_batches(indices, count, n, config.gradient_accumulation_steps)
-            batches = []
-            for rows in pieces:
-                pair_ids = sorted({int(r) % (count * n) // n for r in rows})
-                sel = torch.tensor(pair_ids)
-                batches.append({"dialogs": dialogs.rows(rows), "count": len(pair_ids), "n": n, "weight": weight[sel], "scores_pos": scores_pos[sel], "scores_neg": scores_neg[sel]})
-            score_stats = engine.optimizer_step(batches, scoring_step_loss)
+            pieces = micro_batches(count, n, config.gradient_accumulation_steps)
+            score_stats = engine.optimizer_step(scoring_batches(dialogs, pieces, count, n, weight, scores_pos, scores_neg), scoring_step_loss)
             timings["scoring_step"] = time.perf_counter() - t0
 
             # 5. Thought step: recompute w, ω̃ with the updated model, then PPO-clip on the thoughts.
@@ -178,10 +200,7 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
                 new_weight = misalignment_weight(new_pos, new_neg, config.use_misalignment_weight)
                 adv_pos, adv_neg = dwrl_thought_advantages(new_weight, group_scores(new_pos), group_scores(new_neg), config.subtract_baseline)
                 advantages = torch.cat([adv_pos.reshape(-1), adv_neg.reshape(-1)])
-                batches = [
-                    {"dialogs": dialogs.rows(rows), "count": max(1, len(rows) // (2 * n)), "advantages": advantages[rows], "old_token_logprobs": old.thought_token_logprobs[rows][:, : int(dialogs.thought_length[rows].max().clamp(min=1))]}
-                    for rows in pieces
-                ]
+                batches = thought_batches(dialogs, pieces, n, advantages, old.thought_logprobs)
                 thought_stats = engine.optimizer_step(batches, lambda m, b: thought_step_loss(m, b, config))
                 timings["thought_step"] = time.perf_counter() - t0
             engine.end_step()
@@ -208,6 +227,8 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
 
     gpm.scorer = engine.unwrap(model)
     gpm.n_thoughts = config.eval_n_thoughts
+    if config.thoughts == "fixed":  # scored with thoughts from the model that wrote the training thoughts
+        gpm.freeze_thoughts_to(config.model)
     if config.thoughts == "none":  # the saved model scores without a critique, as it was trained
         gpm.n_thoughts, gpm.max_thought_tokens = 1, 0
     result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}

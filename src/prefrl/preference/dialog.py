@@ -7,6 +7,10 @@ One forward pass over [prefix, o, suffix] gives both log π(o | x, y) (the thoug
 
     score(x, y) = p̂(x, y) = (1/n) Σᵢ π(Yes | x, y, oᵢ),  oᵢ ~ π(· | x, y)
     prob(x, a, b) = p̂_a / (p̂_a + p̂_b)
+
+A thought that ended by itself includes its end token: log π(o | x, y) must carry the decision to stop,
+or the thought step could never learn how long a thought should be. With a chat template that token is
+the `<|im_end|>` that also opens the suffix, so the two share one position in the dialog.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ KIND = "dialog-gpm"
 @dataclass
 class Dialogs:
     """N dialogs [prefix | thought | suffix], right-padded. Row i's thought occupies positions
-    thought_start[i] … thought_start[i] + thought_length[i] − 1; its answer position is the last token."""
+    thought_start[i] … thought_start[i] + thought_length[i] − 1 (its end token included when it ended
+    by itself; that may be the suffix's first token); its answer position is the last token."""
 
     input_ids: torch.Tensor  # (N, L)
     attention_mask: torch.Tensor  # (N, L)
@@ -49,8 +54,16 @@ class Dialogs:
         return int(self.attention_mask.sum())
 
 
-def build_dialogs(prefixes: Sequence[list[int]], thoughts: Sequence[list[int]], suffixes: Sequence[list[int]], pad_token_id: int) -> Dialogs:
-    sequences = [p + t + s for p, t, s in zip(prefixes, thoughts, suffixes)]
+def build_dialogs(
+    prefixes: Sequence[list[int]], thoughts: Sequence[list[int]], suffixes: Sequence[list[int]], pad_token_id: int, stop_token_ids: Sequence[int] = ()
+) -> Dialogs:
+    """Thoughts as sampled, their end token (one of `stop_token_ids`) included when they stopped by
+    themselves. When the suffix opens with that same token (a chat template's end of turn), the two
+    are one token of the dialog, so the text is exactly the conversation and the token is still scored."""
+    stops = set(stop_token_ids)
+    sequences = [
+        p + (t[:-1] if t and s and t[-1] in stops and t[-1] == s[0] else t) + s for p, t, s in zip(prefixes, thoughts, suffixes)
+    ]
     longest = max(len(s) for s in sequences)
     ids = torch.full((len(sequences), longest), pad_token_id, dtype=torch.long)
     mask = torch.zeros_like(ids)
@@ -75,11 +88,14 @@ class DialogScorer(nn.Module):
     response — are packed behind one encoding of that prefix, and no padding is computed
     (`prefrl.models.packing`): with n = 4 the prefix, most of each dialog, is encoded once, not 4 times."""
 
-    def __init__(self, lm: nn.Module, answer_token_id: int, max_row_tokens: int = 1024):
+    def __init__(self, lm: nn.Module, answer_token_id: int, max_row_tokens: int = 1024, thought_temperature: float = 1.0):
         super().__init__()
         self.lm = lm
         self.answer_token_id = answer_token_id
         self.max_row_tokens = max_row_tokens
+        # Thoughts are sampled at this temperature, so log π(o) is read at it too: the PPO ratio and
+        # the score-function term must describe the distribution the thoughts came from.
+        self.thought_temperature = thought_temperature
 
     def forward(self, dialogs: Dialogs) -> DialogOutput:
         ids = dialogs.input_ids
@@ -100,7 +116,7 @@ class DialogScorer(nn.Module):
         logits = self.lm.get_output_embeddings()(hidden[gather])
         thought_mask = thought_mask.to(device)
         thought_tokens = ids[rows[:, None].to(device), token_positions.to(device)]
-        token_logprobs = token_logprobs_from_logits(logits[:, :-1], thought_tokens) * thought_mask
+        token_logprobs = token_logprobs_from_logits(logits[:, :-1] / self.thought_temperature, thought_tokens) * thought_mask
         answer = torch.log_softmax(logits[:, -1].float(), dim=-1)[:, self.answer_token_id]
         return DialogOutput(token_logprobs.sum(-1), answer, token_logprobs, thought_mask.long())
 
@@ -123,40 +139,65 @@ def pack_dialogs(input_ids: torch.Tensor, attention_mask: torch.Tensor, thought_
 
 
 class DialogGPM(PointwisePreferenceModel):
+    """The dialog GPM. Thoughts come from the scorer itself, or, with `thought_model` set, from a
+    frozen model that wrote them (the "BT on pre-filled thoughts" ablation scores held-out pairs with
+    thoughts from the initial model, as it was trained)."""
+
     kind = KIND
 
-    def __init__(self, scorer: DialogScorer, tokenizer: Any, n_thoughts: int = 4, max_thought_tokens: int = 64, temperature: float = 1.0, batch_size: int = 16, seed: int = 0):
+    def __init__(
+        self, scorer: DialogScorer, tokenizer: Any, n_thoughts: int = 4, max_thought_tokens: int = 64, temperature: float = 1.0,
+        batch_size: int = 16, seed: int = 0, thought_model: str | None = None, dtype: str = "float32", cache_dir: str | None = None,
+    ):
         self.scorer = scorer
         self.tokenizer = tokenizer
         self.n_thoughts = n_thoughts
         self.max_thought_tokens = max_thought_tokens
         self.temperature = temperature
+        scorer.thought_temperature = temperature
         self.batch_size = batch_size
         self.seed = seed
+        self.thought_model = thought_model
+        self._dtype, self._cache_dir = dtype, cache_dir
         from prefrl.eval.policy import eos_token_ids
 
-        self.backend = HFGenerationBackend(scorer.lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+        self.stop_token_ids = eos_token_ids(tokenizer)
+        self._backend: HFGenerationBackend | None = None
+
+    @property
+    def backend(self) -> HFGenerationBackend:
+        if self._backend is None:
+            lm = self.scorer.lm if self.thought_model is None else load_causal_lm(self.thought_model, dtype=self._dtype, cache_dir=self._cache_dir).eval()
+            self._backend = HFGenerationBackend(lm, self.stop_token_ids, self.tokenizer.pad_token_id)
+        return self._backend
+
+    def freeze_thoughts_to(self, model: str) -> None:
+        """Sample thoughts from `model` (a name or path, recorded in the model card) from now on."""
+        self.thought_model = str(Path(model).resolve()) if Path(model).exists() else model
+        self._backend = None
 
     @classmethod
     def from_base(cls, name: str, dtype: str = "float32", cache_dir: str | None = None, **kwargs: Any) -> "DialogGPM":
         tokenizer = load_tokenizer(name, cache_dir)
         lm = load_causal_lm(name, dtype=dtype, cache_dir=cache_dir)
-        return cls(DialogScorer(lm, single_token_id(tokenizer, DIALOG_ANSWER)), tokenizer, **kwargs)
+        return cls(DialogScorer(lm, single_token_id(tokenizer, DIALOG_ANSWER)), tokenizer, dtype=dtype, cache_dir=cache_dir, **kwargs)
 
     @classmethod
     def load(cls, directory: str | Path, dtype: str = "float32", n_thoughts: int | None = None, **kwargs: Any) -> "DialogGPM":
         import json
 
         card = json.loads((Path(directory) / "prefrl_model.json").read_text())
-        settings = {"n_thoughts": card.get("n_thoughts", 4), "max_thought_tokens": card.get("max_thought_tokens", 64)}
+        settings = {key: card[key] for key in ("n_thoughts", "max_thought_tokens", "temperature", "thought_model") if key in card}
         if n_thoughts:
             settings["n_thoughts"] = n_thoughts
-        return cls.from_base(str(directory), dtype=dtype, **settings, **kwargs)
+        return cls.from_base(str(directory), dtype=dtype, **{**settings, **kwargs})
 
     def save(self, directory: str | Path) -> None:
         self.scorer.lm.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        write_model_card(directory, KIND, n_thoughts=self.n_thoughts, max_thought_tokens=self.max_thought_tokens)
+        write_model_card(
+            directory, KIND, n_thoughts=self.n_thoughts, max_thought_tokens=self.max_thought_tokens, temperature=self.temperature, thought_model=self.thought_model
+        )
 
     def dialog_parts(self, prompts: Sequence[Text], responses: Sequence[Text]) -> tuple[list[list[int]], list[list[int]]]:
         parts = [render_dialog(self.tokenizer, p, r) for p, r in zip(prompts, responses)]
@@ -164,11 +205,13 @@ class DialogGPM(PointwisePreferenceModel):
 
     def sample_thoughts(self, prefixes: Sequence[list[int]], n: int, generator: torch.Generator, greedy: bool = False) -> list[list[int]]:
         """n thoughts per prefix, group-contiguous; each prefix is encoded once and shared by its n
-        samples through the KV cache. The end-of-turn token is dropped: the suffix supplies it."""
+        samples through the KV cache. A thought that stopped by itself keeps its end token."""
         params = SamplingParams(num_samples=n, max_new_tokens=self.max_thought_tokens, temperature=self.temperature, greedy=greedy)
-        thoughts = self.backend.generate(prefixes, params, generator)
-        stop = set(self.backend.eos_token_ids.tolist())
-        return [t[:-1] if t and t[-1] in stop else t for t in thoughts]
+        return self.backend.generate(prefixes, params, generator)
+
+    def dialogs(self, prefixes: Sequence[list[int]], thoughts: Sequence[list[int]], suffixes: Sequence[list[int]]) -> Dialogs:
+        """One dialog per thought; prefixes and suffixes given per dialog."""
+        return build_dialogs(prefixes, thoughts, suffixes, self.tokenizer.pad_token_id, self.stop_token_ids)
 
     @torch.no_grad()
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> torch.Tensor:
@@ -181,7 +224,7 @@ class DialogGPM(PointwisePreferenceModel):
             prefixes, suffixes = self.dialog_parts(prompts[start : start + self.batch_size], responses[start : start + self.batch_size])
             thoughts = self.sample_thoughts(prefixes, self.n_thoughts, generator)
             n = self.n_thoughts
-            dialogs = build_dialogs([p for p in prefixes for _ in range(n)], thoughts, [s for s in suffixes for _ in range(n)], self.tokenizer.pad_token_id)
+            dialogs = self.dialogs([p for p in prefixes for _ in range(n)], thoughts, [s for s in suffixes for _ in range(n)])
             device = next(self.scorer.parameters()).device
             answer = self.scorer(Dialogs(*(t.to(device) for t in (dialogs.input_ids, dialogs.attention_mask, dialogs.thought_start, dialogs.thought_length)))).answer_logprobs
             scores.append(answer.exp().view(-1, n).mean(-1).cpu())
