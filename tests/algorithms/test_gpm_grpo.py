@@ -38,4 +38,4 @@ def test_cli_train_and_eval_as_a_preference_model(tmp_path, capsys):
     capsys.readouterr()
     assert main(["eval", "preference", "--model", str(run), "--data", "arithmetic", "--num", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert 0 <= report["accuracy"] <= 1
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["position_consistency"] <= 1  # both orders read

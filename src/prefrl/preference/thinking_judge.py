@@ -78,7 +78,13 @@ class ThinkingJudge(PreferenceModel):
             probs.append(torch.softmax(logits.float(), -1)[:, 0])
         return torch.cat(probs)
 
-    def prob(self, prompts: Sequence[Text], responses_a: Sequence[Text], responses_b: Sequence[Text]) -> torch.Tensor:
+    def order_probs(self, prompts: Sequence[Text], responses_a: Sequence[Text], responses_b: Sequence[Text]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(P(A | x, a, b), P(B | x, b, a)), both (B,): a's probability when shown first and second,
+        from one batch of both orders (evaluation reads position consistency from the two)."""
         count = len(prompts)
         first = self.first_verdict_probs(list(prompts) * 2, list(responses_a) + list(responses_b), list(responses_b) + list(responses_a))
-        return 0.5 * (first[:count] + (1 - first[count:]))
+        return first[:count], 1 - first[count:]
+
+    def prob(self, prompts: Sequence[Text], responses_a: Sequence[Text], responses_b: Sequence[Text]) -> torch.Tensor:
+        a_first, a_second = self.order_probs(prompts, responses_a, responses_b)
+        return 0.5 * (a_first + a_second)
