@@ -129,13 +129,7 @@ def thought_batches(dialogs: Dialogs, pieces: list[torch.Tensor], n: int, advant
 
 def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
     engine = Engine(config, recipe="dwrl")
-    world = engine.accelerator.num_processes
-    if config.batch_size % (world * config.gradient_accumulation_steps):
-        # micro-batches of unequal size would weight pairs unequally, and a remainder would be dropped
-        raise ConfigError(
-            f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
-            f"= {world} × {config.gradient_accumulation_steps}"
-        )
+    engine.require_equal_micro_batches()
 
     # 1. Data and the model; every dialog prefix/suffix tokenized once.
     train = load_preference_pairs(config.data, config.train_split, config.data_seed, config.num_train)

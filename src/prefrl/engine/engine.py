@@ -154,6 +154,15 @@ class Engine:
         flag = torch.tensor([1.0 if bool(torch.isfinite(loss.detach()).all()) else 0.0], device=loss.device)
         return bool(self.accelerator.reduce(flag, reduction="sum").item() == self.accelerator.num_processes)
 
+    def require_equal_micro_batches(self) -> None:
+        """batch_size must split evenly over processes × accumulation steps: unequal micro-batches
+        would weight examples unequally (the step averages micro-batch losses), and a remainder would be dropped."""
+        world, accumulation = self.accelerator.num_processes, self.config.gradient_accumulation_steps
+        if self.config.batch_size % (world * accumulation):
+            raise ConfigError(
+                f"batch_size={self.config.batch_size} must be divisible by processes × gradient_accumulation_steps = {world} × {accumulation}"
+            )
+
     def optimizer_step(self, micro_batches: Sequence[Any], loss_fn: LossFn) -> dict[str, float]:
         """Accumulate gradients over this process's micro-batches, clip, and step.
 

@@ -11,7 +11,6 @@ from typing import Any, Callable, Sequence
 import torch
 
 from prefrl.engine.engine import Engine, LossFn
-from prefrl.errors import ConfigError
 
 
 @dataclass
@@ -64,11 +63,7 @@ def train_supervised(
     config = engine.config
     sampler = GlobalBatchSampler(len(examples), config.batch_size, config.seed)
     rank, world = engine.accelerator.process_index, engine.accelerator.num_processes
-    if config.batch_size % (world * config.gradient_accumulation_steps):
-        raise ConfigError(
-            f"batch_size={config.batch_size} must be divisible by processes × gradient_accumulation_steps "
-            f"= {world} × {config.gradient_accumulation_steps}"
-        )
+    engine.require_equal_micro_batches()
     with engine.progress(engine.recipe) as bar:
         while engine.step < config.max_steps:
             started = time.perf_counter()

@@ -88,14 +88,14 @@ class DialogScorer(nn.Module):
     response — are packed behind one encoding of that prefix, and no padding is computed
     (`prefrl.models.packing`): with n = 4 the prefix, most of each dialog, is encoded once, not 4 times."""
 
-    def __init__(self, lm: nn.Module, answer_token_id: int, max_row_tokens: int = 1024, thought_temperature: float = 1.0):
+    def __init__(self, lm: nn.Module, answer_token_id: int, max_row_tokens: int = 1024):
         super().__init__()
         self.lm = lm
         self.answer_token_id = answer_token_id
         self.max_row_tokens = max_row_tokens
-        # Thoughts are sampled at this temperature, so log π(o) is read at it too: the PPO ratio and
-        # the score-function term must describe the distribution the thoughts came from.
-        self.thought_temperature = thought_temperature
+        # Thoughts are sampled at this temperature (set by DialogGPM), so log π(o) is read at it too:
+        # the PPO ratio and the score-function term must describe the distribution they came from.
+        self.thought_temperature = 1.0
 
     def forward(self, dialogs: Dialogs) -> DialogOutput:
         ids = dialogs.input_ids
