@@ -60,6 +60,7 @@ class TrainConfig:
     num_train: int = option(0, "Rows of a built-in task to generate for training, or rows of a file to keep (0: all; tasks default to 1000).")
     num_eval: int = option(200, "Rows for evaluation at the end (0 disables the final evaluation).")
     cache_dir: str = option("", "Where converted built-in models are cached (default: $PREFRL_CACHE or ~/.cache/prefrl).")
+    num_threads: int = option(0, "CPU intra-op threads for torch (0: every core this process may use; idle OpenMP threads sleep, so a busy machine slows a run ~2× at most, docs/benchmarks.md). 1 when several jobs share the cores.")
 
     def validate(self) -> None:
         """Checks that need no model or data; the engine checks what depends on the world size."""
@@ -67,7 +68,7 @@ class TrainConfig:
         for key in positive:
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key {key!r} must be at least 1, got {getattr(self, key)}")
-        for key in ("save_steps", "save_total_limit", "num_train", "num_eval"):
+        for key in ("save_steps", "save_total_limit", "num_train", "num_eval", "num_threads"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key {key!r} must be 0 or more, got {getattr(self, key)}")
         if not self.lr > 0:

@@ -28,7 +28,11 @@ def test_cli_writes_each_iterations_data_and_policy(tmp_path):
             assert matrix.shape == (5, 5) and torch.allclose(matrix + matrix.T, torch.ones(5, 5))
             torch.testing.assert_close(torch.tensor(record["win_rates"]), matrix.mean(-1))  # diagonal ½ included
             assert len(record["responses"]) == 5 and len(record["kept"]) == 2
-    assert any("eval/gold_win_rate" in m for m in read_metrics(run))
+    evaluations = [m for m in read_metrics(run) if "eval/iteration" in m]
+    assert [m["eval/iteration"] for m in evaluations] == [1, 2]
+    for m in evaluations:  # paired with the initial policy's answers to the same 2 prompts
+        assert m["eval/gold_vs_initial/fixed"] + m["eval/gold_vs_initial/broken"] + m["eval/gold_vs_initial/unchanged"] == 2
+        assert 0 <= m["eval/gold_vs_initial/sign_test_p"] <= 1
 
 
 class CountingPointwise(PointwisePreferenceModel):

@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from prefrl.eval.stats import brier_score, expected_calibration_error, wilson_interval
+from prefrl.eval.stats import PairedOutcome, brier_score, expected_calibration_error, sign_test, sign_test_power, wilson_interval
 
 
 def test_wilson_interval_hand_computed():
@@ -28,3 +29,34 @@ def test_perfectly_calibrated_is_zero():
     probabilities = torch.tensor([0.5, 0.5, 1.0])
     outcomes = torch.tensor([1.0, 0.0, 1.0])
     assert expected_calibration_error(probabilities, outcomes) < 1e-7
+
+
+def test_sign_test_hand_computed():
+    # 23 fixed, 2 broken: 2·(C(25,0) + C(25,1) + C(25,2)) / 2^25 = 2·326 / 33,554,432
+    assert math.isclose(sign_test(23, 2), 652 / 2**25, rel_tol=1e-12)
+    assert math.isclose(sign_test(2, 23), 652 / 2**25, rel_tol=1e-12)  # two-sided: symmetric
+    assert sign_test(5, 0) == 0.0625  # 2 · 1/32: five of five is not significant at 0.05
+    assert sign_test(3, 3) == 1.0  # 2·42/64 > 1 is capped
+    assert sign_test(0, 0) == 1.0  # nothing untied, nothing to test
+
+
+def test_sign_test_power_hand_computed():
+    # every untied item improves: 10 of 10 gives p = 2/1024 < 0.05 (power 1); 5 of 5 never can (p = 0.0625)
+    assert sign_test_power(10, 1.0) == 1.0
+    assert sign_test_power(5, 1.0) == 0.0
+    # n = 6, q = 0.9: only 6:0 and 0:6 reach p = 2/64 < 0.05, so power = 0.9^6 + 0.1^6
+    assert math.isclose(sign_test_power(6, 0.9), 0.9**6 + 0.1**6, rel_tol=1e-12)
+
+
+def test_paired_outcome_counts_and_win_rate():
+    before = [0, 0, 1, 1, 0, 0.5]
+    after = [1, 0, 0, 1, 1, 0.5]
+    outcome = PairedOutcome.from_scores(before, after)
+    assert (outcome.improved, outcome.worsened, outcome.unchanged) == (2, 1, 3)
+    assert outcome.win_rate == (2 + 1.5) / 6
+    metrics = outcome.as_metrics("eval/")
+    assert metrics["eval/fixed"] == 2 and metrics["eval/broken"] == 1 and metrics["eval/unchanged"] == 3
+    assert metrics["eval/sign_test_p"] == 1.0  # 2 vs 1: 2·(1 + 3)/8 = 1
+    assert metrics["eval/win_rate_ci_low"] < outcome.win_rate < metrics["eval/win_rate_ci_high"]
+    with pytest.raises(ValueError):
+        PairedOutcome.from_scores([0, 1], [1])

@@ -22,6 +22,7 @@ def test_win_rate_counts_and_mean():
     assert result["win_rate"] == pytest.approx(0.575)  # (1 + 0.5 + 0 + 0.8) / 4
     assert (result["wins"], result["ties"], result["losses"]) == (2, 1, 1)
     assert result["win_rate_ci_low"] < 0.575 < result["win_rate_ci_high"]
+    assert result["sign_test_p"] == 1.0  # 2 wins vs 1 loss: 2·(1 + 3)/8 capped at 1
 
 
 def test_cli_winrate_of_a_policy_against_itself_is_one_half(tmp_path, capsys):

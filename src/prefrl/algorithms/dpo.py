@@ -9,26 +9,28 @@ With h = [log π(y⁺|x) − log π_ref(y⁺|x)] − [log π(y⁻|x) − log π_
 Two things make it fast: reference log-probs need no graph and are computed once per pair, the
 first time the pair is seen (kept for later epochs), and logits are computed only on response
 positions (the prompt never reaches the output layer).
-Stages: 1 load and validate data → 2 policy and reference → 3 train → 4 save.
+Stages: 1 load and validate data → 2 policy and reference, the initial policy's held-out answers →
+3 train → 4 save and evaluate (gold accuracy paired with the initial answers, on built-in tasks).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from prefrl.config import option
 from prefrl.data.batching import left_pad, pad_sequences, tokenize_prompt_response
-from prefrl.data.loaders import load_preference_pairs
+from prefrl.data.loaders import load_preference_pairs, load_prompts
+from prefrl.data.tasks import is_task
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, load_policy, save_policy, PolicySetup
+from prefrl.engine.rl import PolicyConfig, PolicySetup, finish_policy_run, load_policy, start_policy_run
 from prefrl.engine.supervised import train_supervised
 from prefrl.errors import ConfigError, DataError
 from prefrl.models.policy import PolicyModel
 from prefrl.objectives.preference_optimization import DPO_LOSSES, dpo_loss
+from prefrl.preference import GoldJudge
 
 
 @dataclass
@@ -117,10 +119,15 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
         if len(prompt_ids) + max(len(chosen_ids), len(rejected_ids)) > config.max_length:
             raise DataError(f"{config.data} ({config.train_split}): row {row}: prompt + response is longer than max_length={config.max_length}")
         examples.append(PairExample(prompt_ids, chosen_ids, rejected_ids))
+    eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
+    gold = GoldJudge(config.data) if is_task(config.data) else None
+    setup = PolicySetup(tokenizer, policy, reference, [], eval_prompts, gold, gold)
     engine.start_run()
 
-    # 2 + 3. The reference is frozen (a copy, or the LoRA policy with its adapter off).
+    # 2 + 3. The reference is frozen (a copy, or the LoRA policy with its adapter off); the held-out
+    #        answers of the initial policy are the baseline of the final evaluation.
     engine.prepare(policy)
+    result = start_policy_run(engine, setup, config)
     train_supervised(
         engine,
         examples,
@@ -130,8 +137,5 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
         progress_keys=("train/loss", "train/reward_accuracy"),
     )
 
-    # 4. Save the policy.
-    setup = PolicySetup(tokenizer, policy, reference, [], [], None, None)
-    save_policy(engine, setup, Path(config.output_dir) / "model")
-    engine.finish()
-    return {"output_dir": config.output_dir, "steps": engine.step}
+    # 4. Save the policy and evaluate it on the held-out prompts.
+    return finish_policy_run(engine, setup, config, result)

@@ -30,11 +30,9 @@ from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, PolicySetup, make_backend, save_policy, setup_policy, step_generator
+from prefrl.engine.rl import PolicyConfig, PolicySetup, evaluate_initial_policy, evaluate_policy, make_backend, save_policy, setup_policy, step_generator, write_answers
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import generate_responses
-from prefrl.eval.winrate import win_rate
 from prefrl.objectives.preference_optimization import (
     DPO_LOSSES,
     dpo_loss,
@@ -205,8 +203,11 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
     engine.prepare(setup.policy)
     result: dict[str, Any] = {"output_dir": config.output_dir, "iterations": []}
 
-    # The initial policy's greedy responses: the baseline of the gold win rate after each iteration.
-    initial_responses = generate_responses(setup.lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size) if setup.eval_prompts and setup.gold else []
+    # The initial policy's held-out answers: the paired baseline of every iteration's evaluation.
+    before = evaluate_initial_policy(engine, setup, config)
+    if before:
+        result["eval_before"] = before
+        engine.log(before, step=0)
     first_iteration = engine.step // config.max_steps
     with engine.progress(engine.recipe) as bar:
         for iteration in range(first_iteration, config.iterations):
@@ -243,17 +244,18 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
                 if engine.should_save():
                     engine.save_checkpoint({"iteration": iteration + 1})
 
-            # 4. The iteration's policy, and its gold win rate against the initial policy.
+            # 4. The iteration's policy, and its held-out evaluation paired with the initial policy's.
             save_policy(engine, setup, iteration_dir(config, iteration) / "model")
             summary: dict[str, Any] = {"iteration": iteration + 1}
-            if initial_responses and engine.is_main:
-                current = generate_responses(setup.lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
-                summary.update({f"gold_{k}": v for k, v in win_rate(setup.gold, [p.prompt for p in setup.eval_prompts], current, initial_responses).items()})
-                summary["gold_reward"] = float(setup.gold.score([p.prompt for p in setup.eval_prompts], current).mean())
-                engine.log({f"eval/{k}": v for k, v in summary.items() if isinstance(v, (int, float))})
+            if setup.eval_prompts and engine.is_main:
+                summary.update(evaluate_policy(setup, config, setup.lm))
+                engine.log({"eval/iteration": iteration + 1, **{k: v for k, v in summary.items() if k.startswith("eval/")}})
             result["iterations"].append(summary)
 
     save_policy(engine, setup, Path(config.output_dir) / "model")
+    if result["iterations"] and "eval/seconds" in result["iterations"][-1]:
+        result["eval_after"] = {k: v for k, v in result["iterations"][-1].items() if k.startswith("eval/")}
+        write_answers(setup, config)
     result["steps"] = engine.step
     engine.finish()
     return result

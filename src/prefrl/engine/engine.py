@@ -28,6 +28,7 @@ from prefrl.config import TrainConfig, format_config, save_config
 from prefrl.engine import checkpoint as ckpt
 from prefrl.engine.metrics import MetricsWriter
 from prefrl.engine.progress import ProgressBar
+from prefrl.engine.threads import configure_threads
 from prefrl.errors import ConfigError, NonFiniteLossError
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any]]"]
@@ -53,6 +54,7 @@ class Engine:
         self.config = config
         self.recipe = recipe
         self.output_dir = Path(config.output_dir)
+        configure_threads(config.num_threads)
         self.accelerator = Accelerator(
             # None lets `accelerate launch --mixed_precision` / its config file decide.
             mixed_precision="bf16" if config.bf16 else None,

@@ -9,9 +9,10 @@ held-out evaluation and saving the final policy. Each recipe's file keeps its al
 from __future__ import annotations
 
 import copy
+import json
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,13 +25,13 @@ from prefrl.data.tasks import is_task
 from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import eos_token_ids, generate_responses, mean_score
+from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, mean_score, prompt_kind
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.models.policy import PolicyModel
 from prefrl.preference import GoldJudge, PreferenceModel, load_preference_model
 from prefrl.preference.base import write_model_card
 from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
-from prefrl.utils import publish_directory
+from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -98,6 +99,8 @@ class PolicySetup:
     eval_prompts: list[PromptRecord]
     reward: PreferenceModel | None  # the proxy (pointwise, or pairwise for pairwise PPO), or the gold judge
     gold: GoldJudge | None  # the task's gold judge, logged beside the proxy
+    initial_answers: HeldOutAnswers | None = None  # the initial policy's held-out answers (the paired baseline)
+    last_answers: HeldOutAnswers | None = None  # the latest evaluation's answers
 
     @property
     def lm(self) -> torch.nn.Module:
@@ -228,20 +231,70 @@ def gold_rewards(setup: PolicySetup, rollout: Rollout) -> torch.Tensor | None:
     return setup.gold.score(rollout.row_prompts, rollout.responses).float() if setup.gold is not None else None
 
 
+INITIAL_ANSWERS_FILE = "eval_initial.json"  # the initial policy's held-out answers, kept for resume
+ANSWERS_FILE = "eval_answers.jsonl"  # initial and final answers side by side, to read
+
+
+@dataclass
+class HeldOutAnswers:
+    """One policy's greedy answers to the held-out prompts, their token lengths and gold scores."""
+
+    responses: list[str]
+    lengths: list[int]
+    gold_scores: list[float] | None
+
+
+def answer_held_out(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Module) -> HeldOutAnswers:
+    responses = generate_responses(lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
+    lengths = [len(setup.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
+    gold = setup.gold.score([p.prompt for p in setup.eval_prompts], responses).tolist() if setup.gold is not None else None
+    return HeldOutAnswers(responses, lengths, gold)
+
+
 def evaluate_policy(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Module) -> dict[str, float]:
-    """Greedy responses to the held-out prompts: gold accuracy (built-in tasks) and proxy reward."""
+    """Greedy answers to the held-out prompts: gold accuracy overall and per kind, the paired
+    comparison with the initial policy's answers (once those exist), length, repetitiveness and
+    the proxy's reward."""
     if not setup.eval_prompts:
         return {}
     started = time.perf_counter()
-    responses = generate_responses(lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
-    metrics: dict[str, float] = {}
-    if setup.gold is not None:
-        metrics["eval/gold_reward"] = mean_score(setup.gold, setup.eval_prompts, responses)
+    answers = answer_held_out(setup, config, lm)
+    setup.last_answers = answers
+    baseline = setup.initial_answers.gold_scores if setup.initial_answers is not None else None
+    report = held_out_report(setup.eval_prompts, answers.responses, answers.lengths, answers.gold_scores, baseline)
+    metrics = {f"eval/{k}": v for k, v in report.items()}
     if setup.reward is not None and setup.reward is not setup.gold and setup.reward.is_pointwise:
-        metrics["eval/proxy_reward"] = mean_score(setup.reward, setup.eval_prompts, responses)
-    metrics["eval/response_length"] = sum(len(setup.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses) / len(responses)
+        metrics["eval/proxy_reward"] = mean_score(setup.reward, setup.eval_prompts, answers.responses)
     metrics["eval/seconds"] = time.perf_counter() - started
     return metrics
+
+
+def evaluate_initial_policy(engine: Engine, setup: PolicySetup, config: PolicyConfig) -> dict[str, float]:
+    """The initial policy's held-out evaluation (a fresh run) or its answers read back (a resumed
+    one): the baseline every later evaluation is paired with."""
+    path = Path(config.output_dir) / INITIAL_ANSWERS_FILE
+    if not setup.eval_prompts or not engine.is_main:
+        return {}
+    if engine.step > 0 and path.is_file():
+        setup.initial_answers = HeldOutAnswers(**json.loads(path.read_text()))
+        return {}
+    metrics = evaluate_policy(setup, config, setup.lm)
+    setup.initial_answers = setup.last_answers
+    write_json(path, asdict(setup.initial_answers))
+    return metrics
+
+
+def write_answers(setup: PolicySetup, config: PolicyConfig) -> None:
+    """The held-out prompts with the initial and final answers and their gold scores (jsonl)."""
+    if setup.initial_answers is None or setup.last_answers is None:
+        return
+    initial, final = setup.initial_answers, setup.last_answers
+    with (Path(config.output_dir) / ANSWERS_FILE).open("w") as handle:
+        for i, record in enumerate(setup.eval_prompts):
+            row = {"prompt": record.prompt, "kind": prompt_kind(record), "initial": initial.responses[i], "final": final.responses[i]}
+            if initial.gold_scores is not None and final.gold_scores is not None:
+                row.update({"initial_gold": initial.gold_scores[i], "final_gold": final.gold_scores[i]})
+            handle.write(json.dumps(row) + "\n")
 
 
 def save_policy(engine: Engine, setup: PolicySetup, directory: Path, kind: str = "policy") -> None:
@@ -269,11 +322,13 @@ def timed(timings: dict[str, float], key: str) -> Iterator[None]:
 
 
 def start_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig) -> dict[str, Any]:
-    """The run's result dict, with the held-out evaluation of the initial policy (fresh runs only)."""
+    """The run's result dict, with the held-out evaluation of the initial policy (fresh runs; a
+    resumed run reads the initial answers back)."""
     result: dict[str, Any] = {"output_dir": config.output_dir}
-    if engine.step == 0 and engine.is_main:
-        result["eval_before"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_before"], step=0)
+    before = evaluate_initial_policy(engine, setup, config)
+    if before:
+        result["eval_before"] = before
+        engine.log(before, step=0)
     return result
 
 
@@ -294,6 +349,7 @@ def finish_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig, 
     if engine.is_main:
         result["eval_after"] = evaluate_policy(setup, config, setup.lm)
         engine.log(result["eval_after"])
+        write_answers(setup, config)
     result["steps"] = engine.step
     engine.finish()
     return result

@@ -1,7 +1,11 @@
-"""Responses of a policy to held-out prompts, and their gold score."""
+"""Responses of a policy to held-out prompts, and what a person would check about them: gold
+accuracy (overall and per kind of prompt), the paired comparison with the initial policy's answers
+to the same prompts (fixed / broken / unchanged and the exact sign test), response length per kind,
+and how repetitive the text is (a policy that games its judge often shrinks or loops)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Sequence
 
 import torch
@@ -9,6 +13,7 @@ import torch
 from prefrl.data.batching import encode
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
+from prefrl.eval.stats import PairedOutcome, wilson_interval
 from prefrl.preference.base import PointwisePreferenceModel
 from prefrl.rollout.generation import HFGenerationBackend, SamplingParams
 
@@ -39,3 +44,46 @@ def eos_token_ids(tokenizer: Any) -> list[int]:
 
 def mean_score(judge: PointwisePreferenceModel, prompts: Sequence[PromptRecord], responses: Sequence[str]) -> float:
     return float(judge.score([p.prompt for p in prompts], list(responses)).float().mean())
+
+
+def distinct_bigram_fraction(text: str) -> float:
+    """Distinct word bigrams / all word bigrams: 1 for text that never repeats a bigram, near 0 for
+    "basically, basically, basically, …". Texts under three words count as 1."""
+    words = text.lower().split()
+    bigrams = list(zip(words, words[1:]))
+    return len(set(bigrams)) / len(bigrams) if len(bigrams) > 1 else 1.0
+
+
+def prompt_kind(record: PromptRecord) -> str:
+    """The `kind` column of a built-in task's prompt (constraint kind, problem form); "all" otherwise."""
+    return str(record.extra.get("kind", "all"))
+
+
+def held_out_report(
+    prompts: Sequence[PromptRecord], responses: Sequence[str], lengths: Sequence[int], gold_scores: Sequence[float] | None,
+    baseline_gold_scores: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Metrics of one set of held-out answers (keys without the `eval/` prefix).
+
+    `gold_scores[i]` is the gold judge's score of `responses[i]`; with `baseline_gold_scores` (the
+    initial policy's scores on the same prompts) the report adds the paired comparison:
+    fixed / broken / unchanged, the sign test's p-value and the gold win rate over the baseline."""
+    metrics: dict[str, float] = {
+        "response_length": sum(lengths) / len(lengths),
+        "distinct_bigrams": sum(map(distinct_bigram_fraction, responses)) / len(responses),
+    }
+    by_kind: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(prompts):
+        by_kind[prompt_kind(record)].append(index)
+    if len(by_kind) > 1:
+        for kind, members in sorted(by_kind.items()):
+            metrics[f"response_length/{kind}"] = sum(lengths[i] for i in members) / len(members)
+    if gold_scores is not None:
+        low, high = wilson_interval(sum(gold_scores), len(gold_scores))
+        metrics.update({"gold_reward": sum(gold_scores) / len(gold_scores), "gold_reward_ci_low": low, "gold_reward_ci_high": high})
+        if len(by_kind) > 1:
+            for kind, members in sorted(by_kind.items()):
+                metrics[f"gold_reward/{kind}"] = sum(gold_scores[i] for i in members) / len(members)
+        if baseline_gold_scores is not None:
+            metrics.update(PairedOutcome.from_scores(baseline_gold_scores, gold_scores).as_metrics("gold_vs_initial/"))
+    return metrics

@@ -1,8 +1,10 @@
-"""Small statistics for reports: intervals and calibration."""
+"""Small statistics for reports: intervals, calibration, and the paired sign test."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -33,3 +35,78 @@ def expected_calibration_error(probabilities: torch.Tensor, outcomes: torch.Tens
         if members.any():
             error += float(members.float().mean()) * abs(float(probabilities[members].mean()) - float(outcomes[members].mean()))
     return error
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided sign test: the probability, under "each untied item is a fair coin", of a
+    split at least as uneven as `wins`:`losses`. Ties carry no sign and are left out, as usual.
+
+        p = min(1, 2 · Σ_{i ≤ min(w, l)} C(n, i) / 2ⁿ),   n = w + l
+    """
+    untied = wins + losses
+    if untied == 0:
+        return 1.0
+    smaller = min(wins, losses)
+    tail = sum(math.comb(untied, i) for i in range(smaller + 1)) / 2**untied
+    return min(1.0, 2.0 * tail)
+
+
+def sign_test_power(untied: int, improve_fraction: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided exact sign test on `untied` items when a fraction `improve_fraction`
+    of them improve: P(p-value < alpha) under Binomial(untied, improve_fraction)."""
+    return sum(
+        math.comb(untied, wins) * improve_fraction**wins * (1 - improve_fraction) ** (untied - wins)
+        for wins in range(untied + 1)
+        if sign_test(wins, untied - wins) < alpha
+    )
+
+
+@dataclass(frozen=True)
+class PairedOutcome:
+    """Per-item comparison of an "after" score with a "before" score on the same items (prompts):
+    `improved` items scored higher after (a policy *fixed* the prompt), `worsened` lower (*broke*
+    it), `unchanged` the same."""
+
+    improved: int
+    worsened: int
+    unchanged: int
+
+    @classmethod
+    def from_scores(cls, before: Sequence[float], after: Sequence[float]) -> "PairedOutcome":
+        if len(before) != len(after):
+            raise ValueError(f"paired scores need the same items: {len(before)} before, {len(after)} after")
+        improved = sum(a > b for a, b in zip(after, before))
+        worsened = sum(a < b for a, b in zip(after, before))
+        return cls(improved, worsened, len(before) - improved - worsened)
+
+    @property
+    def total(self) -> int:
+        return self.improved + self.worsened + self.unchanged
+
+    @property
+    def p_value(self) -> float:
+        return sign_test(self.improved, self.worsened)
+
+    @property
+    def win_rate(self) -> float:
+        """(improved + ½ unchanged) / n: ½ when nothing moved."""
+        return (self.improved + 0.5 * self.unchanged) / self.total if self.total else 0.5
+
+    def as_metrics(self, prefix: str = "") -> dict[str, float]:
+        low, high = wilson_interval(self.improved + 0.5 * self.unchanged, self.total)
+        return {
+            f"{prefix}fixed": self.improved,
+            f"{prefix}broken": self.worsened,
+            f"{prefix}unchanged": self.unchanged,
+            f"{prefix}sign_test_p": self.p_value,
+            f"{prefix}win_rate": self.win_rate,
+            f"{prefix}win_rate_ci_low": low,
+            f"{prefix}win_rate_ci_high": high,
+        }
+
+    def describe(self) -> str:
+        return f"{self.improved} fixed, {self.worsened} broken, {self.unchanged} unchanged; sign test p = {format_p(self.p_value)}"
+
+
+def format_p(p: float) -> str:
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"

@@ -8,14 +8,15 @@ import torch
 
 from prefrl.data.records import PromptRecord
 from prefrl.eval.policy import generate_responses
-from prefrl.eval.stats import wilson_interval
+from prefrl.eval.stats import sign_test, wilson_interval
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.preference.base import PreferenceModel
 
 
 def win_rate(judge: PreferenceModel, prompts: Sequence[Any], responses_a: Sequence[str], responses_b: Sequence[str], batch_size: int = 32) -> dict[str, float]:
-    """Mean P(a ≻ b) over prompts, with a 95% Wilson interval (a tie counts ½), and the counts of
-    clear wins (P > ½), ties (P = ½) and losses."""
+    """Mean P(a ≻ b) over prompts, with a 95% Wilson interval (a tie counts ½), the counts of
+    clear wins (P > ½), ties (P = ½) and losses, and the exact sign test of wins against losses
+    (paired: both policies answered the same prompts)."""
     probs = torch.cat([
         judge.prob(list(prompts[s : s + batch_size]), list(responses_a[s : s + batch_size]), list(responses_b[s : s + batch_size])).float().cpu()
         for s in range(0, len(prompts), batch_size)
@@ -29,6 +30,7 @@ def win_rate(judge: PreferenceModel, prompts: Sequence[Any], responses_a: Sequen
         "ties": int((probs == 0.5).sum()),
         "losses": int((probs < 0.5).sum()),
         "num_prompts": len(probs),
+        "sign_test_p": sign_test(int((probs > 0.5).sum()), int((probs < 0.5).sum())),
     }
 
 

@@ -1,0 +1,31 @@
+"""The held-out report of a policy's answers: per-kind accuracy, paired counts, length, repetition."""
+
+import math
+
+import pytest
+
+from prefrl.data.records import PromptRecord
+from prefrl.eval.policy import distinct_bigram_fraction, held_out_report
+
+
+def test_distinct_bigram_fraction_hand_computed():
+    assert distinct_bigram_fraction("the cat sat on the mat") == 1.0  # 5 bigrams, all different
+    # "basically, basically, basically, basically": 3 bigrams, one distinct
+    assert math.isclose(distinct_bigram_fraction("Basically, basically, basically, basically,"), 1 / 3)
+    assert distinct_bigram_fraction("two words") == 1.0
+
+
+def test_report_per_kind_and_paired_with_the_initial_answers():
+    prompts = [PromptRecord("a", extra={"kind": "min_words"}), PromptRecord("b", extra={"kind": "min_words"}), PromptRecord("c", extra={"kind": "uppercase"})]
+    report = held_out_report(prompts, ["x y z", "x y", "A B"], [3, 2, 1], gold_scores=[1.0, 0.0, 1.0], baseline_gold_scores=[0.0, 1.0, 1.0])
+    assert report["gold_reward"] == pytest.approx(2 / 3)
+    assert report["gold_reward/min_words"] == 0.5 and report["gold_reward/uppercase"] == 1.0
+    assert report["response_length"] == 2.0 and report["response_length/min_words"] == 2.5 and report["response_length/uppercase"] == 1.0
+    assert (report["gold_vs_initial/fixed"], report["gold_vs_initial/broken"], report["gold_vs_initial/unchanged"]) == (1, 1, 1)
+    assert report["gold_vs_initial/sign_test_p"] == 1.0
+    assert report["gold_vs_initial/win_rate"] == 0.5
+
+
+def test_report_without_kinds_or_gold_has_no_per_kind_or_paired_keys():
+    report = held_out_report([PromptRecord("a"), PromptRecord("b")], ["x", "y"], [1, 1], gold_scores=None)
+    assert set(report) == {"response_length", "distinct_bigrams"}
