@@ -57,3 +57,34 @@ def test_top_p_keeps_the_smallest_prefix_reaching_the_mass():
     assert draws == {0}
     frequencies = torch.bincount(torch.stack([sample_next_token(logits, SamplingParams(), generator) for _ in range(4000)]).flatten(), minlength=4) / 4000
     torch.testing.assert_close(frequencies, torch.tensor([0.5, 0.3, 0.15, 0.05]), atol=0.03, rtol=0)
+
+
+def test_generation_and_rollout_raise_no_future_warning(tiny):
+    """Sampling uses transformers' Cache API (a DynamicCache passed by the keyword the installed
+    release expects), not the `past_key_values` keyword that transformers 5.2x deprecates."""
+    import warnings
+
+    from prefrl.data.records import PromptRecord
+    from prefrl.models.policy import PolicyModel
+    from prefrl.rollout import collect_rollout
+
+    model, tokenizer = tiny
+    backend = HFGenerationBackend(model, [tokenizer.eos_token_id], tokenizer.pad_token_id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        backend.generate([ids(tokenizer, p) for p in PROMPTS], SamplingParams(num_samples=2, max_new_tokens=6), torch.Generator().manual_seed(0))
+        rollout = collect_rollout(
+            PolicyModel(model), backend, tokenizer, [PromptRecord(prompt=p) for p in PROMPTS], SamplingParams(num_samples=2, max_new_tokens=6),
+            torch.Generator().manual_seed(0),
+        )
+    assert rollout.num_rows == 6
+
+
+def test_cache_keyword_sees_through_peft(tiny):
+    peft = pytest.importorskip("peft")
+    from prefrl.models.policy import cache_keyword
+
+    model, _ = tiny
+    wrapped = peft.get_peft_model(load_causal_lm("tiny"), peft.LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM"))
+    assert cache_keyword(wrapped) == cache_keyword(model) == cache_keyword(model.get_decoder())

@@ -9,7 +9,9 @@ encodes the prompt once (`prefrl.models.packing`).
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +22,25 @@ from prefrl.models.packing import PackedGroups, encode_packed, pack_groups
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that skip left padding, so a padded prompt is encoded exactly like an unpadded one."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def cache_keyword(model: nn.Module) -> str:
+    """The keyword a Hugging Face model's forward takes its KV cache by: `cache` in current
+    transformers (5.2x deprecates `past_key_values`, to be removed in 5.40), `past_key_values` in
+    earlier releases. A PEFT model is asked about the model it wraps."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def new_kv_cache(model: nn.Module) -> Any:
+    """An empty `DynamicCache` for `model` (transformers' Cache API), to pass by `cache_keyword`:
+    the model fills it in place, so the caller keeps the object and never reads a legacy tuple."""
+    from transformers import DynamicCache
+
+    try:
+        return DynamicCache(config=model.config)
+    except TypeError:  # releases whose DynamicCache takes no config
+        return DynamicCache()
 
 
 def token_logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

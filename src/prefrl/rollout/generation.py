@@ -12,7 +12,7 @@ from typing import Protocol, Sequence
 import torch
 
 from prefrl.data.batching import pad_sequences
-from prefrl.models.policy import position_ids_from_mask
+from prefrl.models.policy import cache_keyword, new_kv_cache, position_ids_from_mask
 
 
 @dataclass
@@ -69,14 +69,16 @@ class HFGenerationBackend:
         # Left padding: every prompt ends at the same column, so new tokens are appended in step.
         reversed_ids, reversed_mask = pad_sequences([list(reversed(p)) for p in prompt_ids], self.pad_token_id)
         input_ids, attention_mask = reversed_ids.flip(-1).to(device), reversed_mask.flip(-1).to(device)
+        # transformers' Cache API: our own DynamicCache, filled in place by every forward.
+        cache, keyword = new_kv_cache(model), cache_keyword(model)
         output = model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
             use_cache=True,
             logits_to_keep=1,
+            **{keyword: cache},
         )
-        cache = output.past_key_values
         cache.batch_repeat_interleave(samples)
         logits = output.logits[:, -1].repeat_interleave(samples, dim=0)
         attention_mask = attention_mask.repeat_interleave(samples, dim=0)
@@ -103,8 +105,8 @@ class HFGenerationBackend:
                 input_ids=tokens.unsqueeze(-1),
                 attention_mask=attention_mask,
                 position_ids=next_position,
-                past_key_values=cache,
                 use_cache=True,
+                **{keyword: cache},
             )
             logits = output.logits[:, -1]
             next_position = next_position + 1
