@@ -109,3 +109,36 @@ def test_self_play_raises_the_oracles_preference(tmp_path, monkeypatch):
     records = [[json.loads(l) for l in (run / f"iteration-{i}" / "generated.jsonl").read_text().splitlines()] for i in (1, 4)]
     share = [sum(DigitShare().score([""] * 40, [r for rec in recs for r in rec["responses"]]).tolist()) / 40 for recs in records]
     assert share[1] > share[0] + 0.05, share
+
+
+@pytest.mark.parametrize("loss", ["ipo", "sigmoid", "sppo_hard"])
+def test_dpo_family_losses_match_the_dpo_recipe_on_the_same_pair(loss):
+    """SPPO's `loss=ipo|sigmoid|sppo_hard` and the `dpo` recipe read the same sequence log-probs
+    (per-token means for IPO, sums otherwise): on one pair, with π_t as the reference, the same loss."""
+    from prefrl.algorithms.dpo import DPOConfig, PairExample, collate_pairs_for_policy, dpo_step, sequence_logps
+    from prefrl.models.loading import load_causal_lm
+    from prefrl.models.policy import PolicyModel
+
+    torch.manual_seed(0)
+    policy, reference = PolicyModel(load_causal_lm("tiny")), PolicyModel(load_causal_lm("tiny"))
+    with torch.no_grad():  # a reference that differs from the policy, so the log-ratios are not 0
+        for parameter in reference.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    prompt, chosen, rejected = [5, 9, 14, 20], [30, 31, 2], [40, 41, 42, 43, 44, 45, 2]  # lengths 3 and 7
+    pair = collate_pairs_for_policy([PairExample(prompt, chosen, rejected)], pad_token_id=0)
+    dpo_loss_value, _ = dpo_step(policy, pair, reference, DPOConfig(loss_type=loss, beta=0.1))
+
+    with torch.no_grad():
+        reference_sums = sequence_logps(reference, pair, "sigmoid")[0]  # π_t's summed log-probs, as SPPO stores them
+    record = {"prompt_ids": prompt, "response_ids": [chosen, rejected], "policy_logps": reference_sums.tolist(), "win_rates": [1.0, 0.0], "log_partition": 0.0, "kept": [0, 1]}
+    config = SPPOConfig(loss=loss, beta=0.1)
+    sppo_loss_value, _ = sppo.self_play_loss(policy, sppo.collate_kept([record], config, pad_token_id=0), config)
+    torch.testing.assert_close(sppo_loss_value, dpo_loss_value, rtol=1e-5, atol=1e-6)
+
+    if loss == "ipo":  # by hand: length-averaged log-ratios, (h − 1/(2β))²
+        with torch.no_grad():
+            sums = sequence_logps(policy, pair, "sigmoid")[0]
+        lengths = torch.tensor([3.0, 7.0])
+        ratios = (sums - reference_sums) / lengths
+        expected = (ratios[0] - ratios[1] - 1 / (2 * 0.1)) ** 2
+        torch.testing.assert_close(sppo_loss_value.detach(), expected, rtol=1e-5, atol=1e-6)

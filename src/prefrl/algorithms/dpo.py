@@ -29,7 +29,7 @@ from prefrl.engine.rl import PolicyConfig, PolicySetup, finish_policy_run, load_
 from prefrl.engine.supervised import train_supervised
 from prefrl.errors import ConfigError, DataError
 from prefrl.models.policy import PolicyModel
-from prefrl.objectives.preference_optimization import DPO_LOSSES, dpo_loss
+from prefrl.objectives.preference_optimization import DPO_LOSSES, dpo_loss, pair_sequence_logps
 from prefrl.preference import GoldJudge
 
 
@@ -69,12 +69,13 @@ class PairExample:
         return 2 * len(self.prompt_ids) + len(self.chosen_ids) + len(self.rejected_ids)
 
 
-def sequence_logps(policy: torch.nn.Module, batch: dict[str, Any], average: bool) -> torch.Tensor:
-    """(B, 2) summed (or per-token mean) log-probs of (chosen, rejected) for each pair."""
+def sequence_logps(policy: torch.nn.Module, batch: dict[str, Any], loss_type: str) -> torch.Tensor:
+    """(B, 2) log-probs of (chosen, rejected) for each pair as `loss_type` reads them: summed, or
+    per-token means for IPO (`pair_sequence_logps`, the rule SPPO's DPO-family losses share)."""
     mask = batch["response_mask"]
     output = policy(batch["prompt_ids"], batch["prompt_mask"], batch["prompt_ids"].shape[1], response_ids=batch["response_ids"], response_mask=mask)
     total = (output.logprobs * mask).sum(-1)
-    return (total / mask.sum(-1).clamp(min=1) if average else total).view(-1, 2)
+    return pair_sequence_logps(total, mask.sum(-1), loss_type).view(-1, 2)
 
 
 def collate_pairs_for_policy(rows: list[PairExample], pad_token_id: int) -> dict[str, Any]:
@@ -84,7 +85,7 @@ def collate_pairs_for_policy(rows: list[PairExample], pad_token_id: int) -> dict
     return {"rows": rows, "prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "response_ids": response_ids, "response_mask": response_mask, "pad_token_id": pad_token_id}
 
 
-def reference_logps(reference: PolicyModel, batch: dict[str, Any], average: bool) -> torch.Tensor:
+def reference_logps(reference: PolicyModel, batch: dict[str, Any], loss_type: str) -> torch.Tensor:
     """(B, 2) reference log-probs, computed without a graph for the pairs that lack them, then kept."""
     rows = batch["rows"]
     missing = [i for i, r in enumerate(rows) if r.reference_logps is None]
@@ -92,16 +93,15 @@ def reference_logps(reference: PolicyModel, batch: dict[str, Any], average: bool
         sub = collate_pairs_for_policy([rows[i] for i in missing], batch["pad_token_id"])
         device = next(reference.parameters()).device
         with torch.no_grad():
-            logps = sequence_logps(reference, {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in sub.items()}, average).float().cpu()
+            logps = sequence_logps(reference, {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in sub.items()}, loss_type).float().cpu()
         for j, i in enumerate(missing):
             rows[i].reference_logps = logps[j]
     return torch.stack([r.reference_logps for r in rows])
 
 
 def dpo_step(model: torch.nn.Module, batch: dict[str, Any], reference: PolicyModel, config: DPOConfig) -> tuple[torch.Tensor, dict]:
-    average = config.loss_type == "ipo"
-    reference_pairs = reference_logps(reference, batch, average)
-    logps = sequence_logps(model, batch, average)
+    reference_pairs = reference_logps(reference, batch, config.loss_type)
+    logps = sequence_logps(model, batch, config.loss_type)
     reference_pairs = reference_pairs.to(logps.device)
     return dpo_loss(logps[:, 0], logps[:, 1], reference_pairs[:, 0], reference_pairs[:, 1], config.beta, config.loss_type, config.label_smoothing)
 

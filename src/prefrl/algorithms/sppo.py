@@ -38,6 +38,7 @@ from prefrl.objectives.preference_optimization import (
     dpo_loss,
     estimate_log_partition,
     gold_preference_matrix,
+    pair_sequence_logps,
     pointwise_preference_matrix,
     select_sppo_pairs,
     sppo_loss,
@@ -191,7 +192,10 @@ def self_play_loss(model: torch.nn.Module, batch: dict[str, Any], config: SPPOCo
     if config.loss == "sppo":
         log_z = batch["log_partition"].to(logps.device) if config.log_partition == "estimate" else None
         return sppo_loss(logps, reference, batch["win_rates"].to(logps.device), config.eta, log_partition=log_z)
-    pairs, reference = logps.view(-1, 2), reference.view(-1, 2)  # (y_w, y_l) per prompt
+    # The same sequence log-probs as the `dpo` recipe (per-token means for IPO), π_t's included.
+    lengths = mask.sum(-1).to(logps.device)
+    pairs = pair_sequence_logps(logps, lengths, config.loss).view(-1, 2)  # (y_w, y_l) per prompt
+    reference = pair_sequence_logps(reference, lengths, config.loss).view(-1, 2)
     return dpo_loss(pairs[:, 0], pairs[:, 1], reference[:, 0], reference[:, 1], config.beta, config.loss)
 
 

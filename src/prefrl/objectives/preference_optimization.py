@@ -235,6 +235,28 @@ DPO_LOSSES: dict[str, PairLoss] = {
     "sppo_hard": _sppo_hard_loss,
 }
 _SMOOTHABLE = {"sigmoid"}
+# Losses that read per-token mean log-probs instead of sums (TRL's IPO divides by the completion length).
+LENGTH_AVERAGED_LOSSES = frozenset({"ipo"})
+
+
+def pair_sequence_logps(logprob_sums: torch.Tensor, lengths: torch.Tensor, loss_type: str) -> torch.Tensor:
+    """The sequence log-prob a DPO-family loss reads, from summed token log-probs and lengths.
+
+        sigmoid, sppo_hard:  log π(y|x) = Σ_t log π(y_t | x, y_<t)
+        ipo:                 (1/|y|) Σ_t log π(y_t | x, y_<t)      (as TRL's DPOTrainer for IPO)
+
+    One rule for every caller (the `dpo` recipe and SPPO's DPO-family losses on generated pairs),
+    applied alike to policy and reference log-probs. Lengths are clamped at 1 (an empty response
+    keeps its sum, 0).
+
+    Args:
+        logprob_sums: (...,) Σ_t log π over each response's tokens.
+        lengths: same shape, the number of response tokens.
+        loss_type: a key of `DPO_LOSSES`.
+    """
+    if loss_type in LENGTH_AVERAGED_LOSSES:
+        return logprob_sums / lengths.to(logprob_sums.dtype).clamp(min=1)
+    return logprob_sums
 
 
 def dpo_loss(
@@ -254,8 +276,8 @@ def dpo_loss(
 
     `sppo_hard` is TRL's definition (trl 1.16, DPOTrainer: winner_margin_error + loser_margin_error):
     SPPO's eq. 3.6 with η = 1/β and the hard probabilities P̂ = 1 for the winner, 0 for the loser.
-    The loss is the mean over pairs. Log-probs are used as given: TRL's IPO divides the summed
-    log-probs by the completion length first — pass length-averaged log-probs to reproduce that.
+    The loss is the mean over pairs. Log-probs are used as given; recipes build them with
+    `pair_sequence_logps` (sums, or per-token means for IPO as TRL).
     Label smoothing (ε ∈ [0, ½)) is the conservative-DPO form and applies to `sigmoid` only
     (TRL 1.16 uses ε only in its `robust`/`exo_pair` losses). The reference log-probs are sg(·).
 
