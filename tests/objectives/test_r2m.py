@@ -142,3 +142,40 @@ def test_grebt_bt_gradient_separates_the_pair():
     loss.backward()
     # d/dr_hi −log σ(r_hi − r_lo) = −(1 − σ(0)) = −0.5
     assert chosen.grad.item() == pytest.approx(-0.5) and rejected.grad.item() == pytest.approx(0.5)
+
+
+def test_gre_is_shift_and_scale_invariant_so_its_gradient_cannot_spread_rewards():
+    """On standardised rewards Σ z² = K − 1 is fixed: GRE(a·r + b) = GRE(r), and ∂GRE/∂r has no
+    component along 1 (shift) or along r − mean r (scale) — lowering GRE cannot spread a group apart."""
+    generator = torch.Generator().manual_seed(0)
+    rewards = torch.randn(6 * 5, generator=generator, dtype=torch.float64)
+    # exact with ε = 0; the default ε = 1e-6 only perturbs it at the 1e-6 level
+    base = group_reward_entropy(rewards, 5, eps=0.0)
+    torch.testing.assert_close(group_reward_entropy(3.7 * rewards - 2.0, 5, eps=0.0), base, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(group_reward_entropy(3.7 * rewards - 2.0, 5), base, rtol=1e-5, atol=1e-5)
+    leaf = rewards.clone().requires_grad_(True)
+    group_reward_entropy(leaf, 5, eps=0.0).sum().backward()
+    gradient, groups = leaf.grad.view(6, 5), rewards.view(6, 5)
+    centred = groups - groups.mean(1, keepdim=True)
+    assert gradient.abs().max() > 1e-2  # not trivially zero
+    torch.testing.assert_close(gradient.sum(1), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-9)
+    torch.testing.assert_close((gradient * centred).sum(1), torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-9)
+
+
+def test_minimising_gre_keeps_the_spread_and_makes_one_winner_over_a_tied_rest():
+    """What the GRE term does: descent leaves the group's std where it was (to first order; the
+    small drift is the step's curvature) and drives z to ((K−1)/√K, −1/√K, …), its minimum."""
+    k = 4
+    rewards = torch.tensor([0.3, -0.4, 0.1, 0.9], dtype=torch.float64, requires_grad=True)
+    std_before = rewards.detach().std().item()
+    optimizer = torch.optim.SGD([rewards], lr=0.05)
+    for _ in range(4000):
+        optimizer.zero_grad()
+        group_reward_entropy(rewards, k).sum().backward()
+        optimizer.step()
+    final = rewards.detach()
+    assert final.std().item() == pytest.approx(std_before, rel=0.05)  # not spread apart
+    z = ((final - final.mean()) / final.std()).sort().values
+    expected = torch.tensor([-1, -1, -1, k - 1], dtype=torch.float64) / math.sqrt(k)
+    torch.testing.assert_close(z, expected, rtol=0, atol=1e-3)
+    assert final.argmax().item() == 3  # the top response of the start stays on top

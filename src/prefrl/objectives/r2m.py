@@ -5,6 +5,14 @@ takes the group's highest- and lowest-scored responses as a Bradley–Terry pair
 
     L_GREBT = (1 − α)·L_BT + α·L_GRE,   L_GRE = −Σ_j p_j log p_j,   p = softmax(standardised group rewards)
 
+What GRE does: the standardised rewards z of a group have mean 0 and Σ_j z_j² = K − 1 whatever
+the rewards, so GRE is unchanged when a group's rewards are shifted or scaled (r → a·r + b, a > 0)
+and its gradient has no component along 1 or along r − mean r. It cannot move a group's rewards
+apart (that is the BT term's margin); it only reshapes the group. Minimised, it drives the group
+towards one response standing above the others, which draw together: z → ((K−1)/√K for the top,
+−1/√K for the rest), the lowest entropy reachable. (Only a group whose std is below ε ≈ 1e-6 —
+numerically degenerate — is spread by it, through the ε of the standardisation.)
+
 The functions here are pure: tensors in, `(loss, stats)` (or the tensor) out; stats are detached.
 """
 
@@ -58,8 +66,12 @@ def group_reward_entropy(rewards: torch.Tensor, group_size: int, eps: float = 1e
 
     std is the Bessel-corrected (K − 1) group standard deviation, as in GRPO's group scaling. A group
     of equal rewards has std 0, so z = 0 exactly (ε keeps the division finite) and GRE = log K, its
-    maximum: a degenerate group. Note that for K = 2 any two distinct rewards give z = ±1/√2 and the
-    same GRE (≈ 0.4942) whatever their gap, so the term only shapes groups of K ≥ 3.
+    maximum: a degenerate group. Otherwise Σ_j z_j² = K − 1, so GRE depends only on the shape of the
+    group, not on its location or scale: GRE(a·r + b) = GRE(r) for a > 0 and ∂GRE/∂r ⟂ 1, r − mean r
+    (when std ≫ ε). It is lowest at z = ((K−1)/√K, −1/√K, …, −1/√K) up to order — one response
+    above a tied rest — and highest, among non-degenerate groups, at the mirror image (one below).
+    For K = 2 any two distinct rewards give z = ±1/√2 and the same GRE (≈ 0.4942) whatever their
+    gap, so the term only shapes groups of K ≥ 3.
 
     Args:
         rewards: (B·K,) rewards, groups contiguous (rows of the (B, K) view).
@@ -109,10 +121,14 @@ def grebt_loss(
         L_GRE = mean_i −Σ_j p_ij log p_ij,   p_i = softmax of group i's standardised rewards
         L     = (1 − α) L_BT + α L_GRE
 
-    Sign: the paper's loss adds +α·(entropy) and is *minimised*, i.e. the entropy of the
-    standardised-reward softmax is pushed **down**: this is what "encourages reward diversity"
-    means there — a group with (near-)equal rewards is the uniform, maximum-entropy case log K
-    ("group degeneration"), and lowering the entropy spreads the group's rewards apart.
+    Sign: the paper's loss adds +α·(entropy) and is *minimised*, so the entropy of the
+    standardised-reward softmax is pushed **down**. The paper presents this as countering "group
+    degeneration" (equal rewards, the maximum-entropy case log K). On standardised rewards, though,
+    GRE is invariant to shifting and scaling a group's rewards: its gradient is orthogonal to 1 and
+    to r − mean r, so it does **not** spread the rewards apart (only the BT term widens the
+    margin r_hi − r_lo). What lowering it does is reshape the group: it raises the top response's
+    standardised reward towards (K−1)/√K and draws the other K − 1 together below it — one clear
+    winner over a tied rest (see `group_reward_entropy`; tested in tests/objectives/test_r2m.py).
 
     Ablation switches (the paper's "w/o GRE" and "w/o BT"): with one term off the loss is the
     other term alone, weight 1 (use_gre=False → L = L_BT; use_bt=False → L = L_GRE); both off is
