@@ -8,11 +8,15 @@ from prefrl.demo import DemoBudget, run_demo
 
 @pytest.mark.parametrize("data", ["constraints", "arithmetic"])
 def test_demo_runs_end_to_end_on_the_tiny_model(tmp_path, data):
-    budget = DemoBudget(reward_steps=2, reward_batch=2, eval_pairs=4, sppo_iterations=2, sppo_steps=1, sppo_prompts=4, sppo_samples=2, max_new_tokens=6, eval_prompts=3, bf16=False)
+    budget = DemoBudget(reward_steps=2, reward_batch=2, eval_pairs=4, policy_steps=2, policy_prompts=2, policy_samples=2, max_new_tokens=6, eval_prompts=3, bf16=False)
     summary = run_demo(output_dir=str(tmp_path), model="tiny", budget=budget, data=data)
-    assert set(summary) >= {"reward_before", "reward_after", "sppo"}
-    assert [s["iteration"] for s in summary["sppo"]] == [1, 2] and "gold_win_rate" in summary["sppo"][0]
-    assert json.loads((tmp_path / "demo.json").read_text())["reward_after"]["num_pairs"] == 4
+    assert set(summary) >= {"reward_before", "reward_after", "policy_before", "policy_after", "curve"}
+    assert "test" in summary["reward_after"] and summary["reward_after"]["test"]["num_pairs"] == 4
+    after = summary["policy_after"]
+    assert after["eval/gold_vs_initial/fixed"] + after["eval/gold_vs_initial/broken"] + after["eval/gold_vs_initial/unchanged"] == 3
+    assert [c["step"] for c in summary["curve"]] == [1, 2]  # proxy and gold of every step's samples
+    assert json.loads((tmp_path / "demo.json").read_text())["policy_after"]["eval/gold_reward"] == after["eval/gold_reward"]
     assert (tmp_path / "demo.png").stat().st_size > 1000
-    for stage in ("reward", "sppo"):  # both stages ran on the task asked for
+    for stage in ("reward", "rloo"):  # both stages ran on the task asked for
         assert yaml.safe_load((tmp_path / stage / "config.yaml").read_text())["data"] == data
+    assert yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())["reward_model"] == str(tmp_path / "reward")

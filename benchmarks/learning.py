@@ -1,0 +1,188 @@
+"""Does each policy recipe learn with its shipped defaults? One row per (recipe, reward source, seed):
+held-out gold accuracy before → after, the paired counts (fixed / broken) with the exact sign test,
+response length before → after (a policy that games the judge often shrinks its answers), repetition,
+the KL of the trained policy to the initial one, and the minutes the row took.
+
+    python benchmarks/learning.py                          # every row, 2 seeds, SmolLM2 on constraints
+    python benchmarks/learning.py --rows grpo,rloo --seeds 0
+    python benchmarks/learning.py --write-docs             # also put the table into docs/benchmarks.md
+    python benchmarks/learning.py --model tiny --rows grpo --seeds 0 max_steps=1 num_eval=4   # check the script
+
+Each row is `prefrl train <recipe> data=constraints seed=S …` in its own process, with only the keys a
+user would set: the reward source and the seed (the demo's learned reward model where a row says so).
+Finished rows keep their result.json and are not run again (delete the row's directory to redo it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the path)
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+TABLE_START, TABLE_END = "<!-- learning-table:start -->", "<!-- learning-table:end -->"
+
+# name: (recipe, reward source shown in the table, keys for that source; RM is the learned reward model)
+ROWS = {
+    "grpo": ("grpo", "gold", []),
+    "rloo": ("rloo", "gold", []),
+    "ppo": ("ppo", "gold", []),
+    "pairwise-ppo": ("pairwise-ppo", "gold judge vs anchor", ["judge=gold:constraints"]),
+    "sppo": ("sppo", "gold", []),
+    "iterative-dpo": ("sppo", "gold", ["loss=sigmoid"]),
+    "iterative-ipo": ("sppo", "gold", ["loss=ipo"]),
+    "dpo": ("dpo", "task pairs (gold labels)", []),
+    "rloo-rm": ("rloo", "learned RM", ["reward_model={rm}"]),
+    "grpo-rm": ("grpo", "learned RM", ["reward_model={rm}"]),
+    "grpo-r2m": ("grpo", "learned RM + R2M", ["reward_model={rm}", "r2m=true"]),
+    "ppo-rm": ("ppo", "learned RM", ["reward_model={rm}"]),
+}
+# The learned reward model: the demo's reward training (prefrl demo, stage 2).
+RM_KEYS = ["data=constraints", "max_steps=40", "batch_size=8", "lr=5e-5", "num_train=320", "num_eval=100", "bf16=true"]
+
+
+def run(command: list[str], log: Path) -> float:
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        completed = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if completed.returncode:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}:\n{log.read_text()[-3000:]}")
+    return time.perf_counter() - started
+
+
+def read_evaluations(run_dir: Path) -> tuple[dict, dict]:
+    """The first and the last held-out evaluation in metrics.jsonl (step 0 and the end)."""
+    evaluations = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "eval/seconds" in m]
+    return evaluations[0], evaluations[-1]
+
+
+def kl_to_start(run_dir: Path, model: str, num_prompts: int, samples: int, max_new_tokens: int) -> float:
+    """Monte-Carlo KL(π ‖ π₀) = E_{y∼π}[log π(y|x) − log π₀(y|x)] over held-out prompts, summed over tokens."""
+    import torch
+
+    from prefrl.data.loaders import load_prompts
+    from prefrl.models.loading import load_causal_lm, load_tokenizer
+    from prefrl.models.policy import PolicyModel
+    from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout
+    from prefrl.eval.policy import eos_token_ids
+
+    tokenizer = load_tokenizer(model)
+    policy = PolicyModel(load_causal_lm(str(run_dir / "model")).eval())
+    initial = PolicyModel(load_causal_lm(model).eval())
+    prompts = load_prompts("constraints", "test", 0, num_prompts)
+    backend = HFGenerationBackend(policy.lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+    params = SamplingParams(num_samples=samples, max_new_tokens=max_new_tokens)
+    with torch.no_grad():
+        rollout = collect_rollout(policy, backend, tokenizer, prompts, params, torch.Generator().manual_seed(0), reference=initial, old_logprobs=True)
+    return float(((rollout.logprobs - rollout.ref_logprobs) * rollout.response_mask).sum(-1).mean())
+
+
+def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
+    recipe, source, keys = ROWS[name]
+    row_dir = runs / f"{name}-seed{seed}"
+    result_path = row_dir / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    rm = runs / "rm"
+    if any("{rm}" in k for k in keys) and not (rm / "model").is_dir():
+        print(f"training the learned reward model in {rm}", flush=True)
+        rm.mkdir(parents=True, exist_ok=True)
+        run([sys.executable, "-m", "prefrl.cli", "train", "reward", f"model={args.model}", f"output_dir={rm}", "progress=false", "overwrite=true", *RM_KEYS, *args.rm_extra], runs / "rm.log")
+    overrides = [k.format(rm=rm) for k in keys]
+    command = [sys.executable, "-m", "prefrl.cli", "train", recipe, f"model={args.model}", "data=constraints", f"seed={seed}", f"output_dir={row_dir}", "progress=false", "overwrite=true", *overrides, *args.extra]
+    row_dir.mkdir(parents=True, exist_ok=True)
+    print(f"{name} seed {seed}: {' '.join(command[3:])}", flush=True)
+    seconds = run(command, runs / f"{name}-seed{seed}.log")
+    before, after = read_evaluations(row_dir)
+    config = (row_dir / "config.yaml").read_text()
+    max_new_tokens = int(next(line.split(":")[1] for line in config.splitlines() if line.startswith("max_new_tokens:")))
+    kl = kl_to_start(row_dir, args.model, args.kl_prompts, args.kl_samples, max_new_tokens)
+    result = {
+        "row": name, "recipe": recipe, "source": source, "seed": seed, "command": "prefrl " + " ".join(command[4:]),
+        "gold_before": before["eval/gold_reward"], "gold_after": after["eval/gold_reward"],
+        "fixed": after["eval/gold_vs_initial/fixed"], "broken": after["eval/gold_vs_initial/broken"],
+        "unchanged": after["eval/gold_vs_initial/unchanged"], "p": after["eval/gold_vs_initial/sign_test_p"],
+        "length_before": before["eval/response_length"], "length_after": after["eval/response_length"],
+        "distinct_bigrams_after": after["eval/distinct_bigrams"], "kl_to_start": kl, "minutes": seconds / 60,
+        "per_kind_before": {k.split("/", 2)[2]: v for k, v in before.items() if k.startswith("eval/gold_reward/")},
+        "per_kind_after": {k.split("/", 2)[2]: v for k, v in after.items() if k.startswith("eval/gold_reward/")},
+        "length_per_kind_after": {k.split("/", 2)[2]: v for k, v in after.items() if k.startswith("eval/response_length/")},
+        "num_eval": after["eval/gold_vs_initial/fixed"] + after["eval/gold_vs_initial/broken"] + after["eval/gold_vs_initial/unchanged"],
+        "load_average": os.getloadavg()[0], "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    result_path.write_text(json.dumps(result, indent=2))
+    prune_run(row_dir)
+    return result
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| recipe | reward source | seed | held-out gold before → after | fixed / broken | sign test p | response tokens before → after | distinct bigrams | KL to start (nats) | minutes |",
+        "|---|---|---:|---|---|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        p = f"{r['p']:.2g}" if r["p"] < 0.001 else f"{r['p']:.3f}"
+        mark = " **" if r["p"] < 0.05 and r["fixed"] > r["broken"] else " "
+        lines.append(
+            f"| {r['row']} | {r['source']} | {r['seed']} | {r['gold_before']:.3f} → {r['gold_after']:.3f} | {r['fixed']} / {r['broken']} |{mark}{p}{mark.strip()} | "
+            f"{r['length_before']:.1f} → {r['length_after']:.1f} | {r['distinct_bigrams_after']:.2f} | {r['kl_to_start']:.2f} | {r['minutes']:.1f} |"
+        )
+    kinds = sorted({k for r in results for k in r["per_kind_after"]})
+    if kinds:
+        lines += ["", "Gold accuracy per constraint kind, before → after (held-out prompts of that kind):", "",
+                  "| row | seed | " + " | ".join(kinds) + " |", "|---|---:|" + "---|" * len(kinds)]
+        for r in results:
+            cells = [f"{r['per_kind_before'].get(k, 0):.2f}→{r['per_kind_after'].get(k, 0):.2f}" for k in kinds]
+            lines.append(f"| {r['row']} | {r['seed']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_docs(text: str) -> None:
+    document = DOCS.read_text()
+    block = f"{TABLE_START}\n{text}\n{TABLE_END}"
+    if TABLE_START in document:
+        head, rest = document.split(TABLE_START, 1)
+        document = head + block + rest.split(TABLE_END, 1)[1]
+    else:
+        document += f"\n## Learning with the shipped defaults (`benchmarks/learning.py`)\n\n{block}\n"
+    DOCS.write_text(document)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from: {', '.join(ROWS)}")
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--runs", default="runs/learning")
+    parser.add_argument("--kl-prompts", type=int, default=32)
+    parser.add_argument("--kl-samples", type=int, default=2)
+    parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("extra", nargs="*", help="key=value overrides for every row (e.g. max_steps=1 for a check)")
+    args = parser.parse_args()
+    args.rm_extra = [k for k in args.extra if k.split("=")[0] in ("num_threads",)]
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in args.rows.split(","):
+        if name not in ROWS:
+            raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+        for seed in map(int, args.seeds.split(",")):
+            result = run_row(name, seed, args, runs)
+            results.append(result)
+            print(f"  {name} seed {seed}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f}, {result['fixed']} fixed / {result['broken']} broken, p = {result['p']:.3g}, "
+                  f"length {result['length_before']:.1f} → {result['length_after']:.1f}, KL {result['kl_to_start']:.2f}, {result['minutes']:.1f} min", flush=True)
+    text = table(results)
+    print(text)
+    if args.write_docs:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()
