@@ -35,18 +35,19 @@ from prefrl.preference import GoldJudge
 
 @dataclass
 class DPOConfig(PolicyConfig):
-    """Offline DPO / IPO / sppo_hard on preference pairs."""
+    """Offline DPO / IPO / sppo_hard on preference pairs. Defaults tuned for SmolLM2-135M-Instruct on the
+    `constraints` pairs, 2 CPU cores: 20 steps × 16 pairs (docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/dpo", "Run directory.")
-    lr: float = option(5e-7, "Peak learning rate (AdamW).")
+    lr: float = option(1e-5, "Peak learning rate (AdamW).")
     lr_scheduler: str = option("linear", "Decay after warm-up: cosine, linear or constant.")
     warmup_ratio: float = option(0.1, "Fraction of max_steps spent warming up.")
-    batch_size: int = option(8, "Pairs per optimizer step (global).")
+    batch_size: int = option(16, "Pairs per optimizer step (global).")
     beta: float = option(0.1, "β of the DPO family.")
     loss_type: str = option("sigmoid", "sigmoid (DPO), ipo, or sppo_hard.")
     label_smoothing: float = option(0.0, "ε of conservative DPO (sigmoid only).")
     kl_coef: float = option(1.0, "Any value > 0 keeps a reference model (DPO always needs one).")
-    num_eval: int = option(0, "Held-out prompts for a gold evaluation of the policy after training (0: none).")
+    num_eval: int = option(64, "Held-out prompts for a gold evaluation of the policy before and after training, on built-in tasks (0: none).")
     needs_reward_model = False
 
     def validate(self) -> None:

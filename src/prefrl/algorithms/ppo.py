@@ -52,14 +52,17 @@ RewardFn = Callable[[PolicySetup, Rollout], "tuple[torch.Tensor, torch.Tensor | 
 
 @dataclass
 class PPOConfig(PolicyConfig):
-    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses."""
+    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses. Defaults tuned
+    for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 32 prompts, 2 epochs of 2
+    mini-batches (docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/ppo", "Run directory.")
     num_generations: int = option(1, "Samples per prompt.")
-    kl_coef: float = option(0.05, "β: per-token KL penalty in the reward (0 skips the reference model).")
+    batch_size: int = option(32, "Prompts per step (global), one sample each.")
+    kl_coef: float = option(0.0, "β: per-token KL penalty in the reward (0 skips the reference model).")
     kl_estimator: str = option("k1", "KL estimator for the per-token penalty: k1, k2 or k3.")
-    ppo_epochs: int = option(4, "Optimisation passes over each rollout.")
-    num_mini_batches: int = option(1, "Optimizer steps per pass (the rollout split into this many mini-batches).")
+    ppo_epochs: int = option(2, "Optimisation passes over each rollout.")
+    num_mini_batches: int = option(2, "Optimizer steps per pass (the rollout split into this many mini-batches).")
     gamma: float = option(1.0, "GAE discount γ.")
     lam: float = option(0.95, "GAE λ.")
     value_coef: float = option(0.1, "c_v: weight of the value loss.")
@@ -143,7 +146,7 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
     engine.start_run()
     engine.prepare(ActorCritic(setup.policy, value), updates_per_step=config.ppo_epochs * config.num_mini_batches)
     stream = PromptStream(setup.train_prompts, config, engine)
-    backend = make_backend(setup.lm, setup.tokenizer)
+    backend = make_backend(setup.lm, setup.tokenizer, bf16=config.bf16)
     result = start_policy_run(engine, setup, config)
 
     with engine.progress(recipe) as bar:

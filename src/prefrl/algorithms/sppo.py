@@ -52,14 +52,15 @@ GENERATED_FILE = "generated.jsonl"
 
 @dataclass
 class SPPOConfig(PolicyConfig):
-    """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle."""
+    """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle. Defaults tuned for
+    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 2 iterations × 10 steps (docs/benchmarks.md)."""
 
     output_dir: str = option("runs/sppo", "Run directory: iteration-t/ folders with generated data and policies, checkpoints/, metrics.jsonl.")
     oracle: str = option("", "Preference oracle: a preference model's run directory (BT, pairwise, …); empty uses the task's gold judge.")
-    iterations: int = option(3, "Self-play iterations T.")
-    max_steps: int = option(20, "Optimizer steps per iteration.")
+    iterations: int = option(2, "Self-play iterations T.")
+    max_steps: int = option(10, "Optimizer steps per iteration.")
     batch_size: int = option(8, "Prompts per optimizer step (global); each brings its kept responses.")
-    lr: float = option(5e-7, "Peak learning rate (AdamW).")
+    lr: float = option(1e-5, "Peak learning rate (AdamW); the paper's 5e-7 is for a 7B model over many more steps.")
     num_generations: int = option(5, "K responses sampled per prompt.")
     temperature: float = option(0.7, "Sampling temperature.")
     top_p: float = option(0.9, "Nucleus sampling mass.")
@@ -113,7 +114,7 @@ def preference_matrices(oracle: PreferenceModel, prompts: list[Any], responses: 
 
 def generate_iteration(setup: PolicySetup, config: SPPOConfig, prompts: list[PromptRecord], iteration: int, rank: int) -> list[dict[str, Any]]:
     """Stage 1 + 2: samples, π_t log-probs, oracle matrix, win rates and the kept responses."""
-    backend = make_backend(setup.lm, setup.tokenizer)
+    backend = make_backend(setup.lm, setup.tokenizer, bf16=config.bf16)
     params = SamplingParams(num_samples=config.num_generations, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
     records: list[dict[str, Any]] = []
     for start in range(0, len(prompts), config.generation_batch_size):
@@ -199,8 +200,21 @@ def self_play_loss(model: torch.nn.Module, batch: dict[str, Any], config: SPPOCo
     return dpo_loss(pairs[:, 0], pairs[:, 1], reference[:, 0], reference[:, 1], config.beta, config.loss)
 
 
+def all_records(engine: Engine, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every process's generated records, in the order one process has them (process r generated
+    prompts r, r + W, r + 2W, …): training then draws its global batches from the same list."""
+    world = engine.accelerator.num_processes
+    if world == 1:
+        return records
+    from accelerate.utils import gather_object
+
+    shares = gather_object([records])  # one list per process
+    return [shares[i % world][i // world] for i in range(sum(len(share) for share in shares))]
+
+
 def train_sppo(config: SPPOConfig) -> dict[str, Any]:
     engine = Engine(config, recipe="sppo" if config.loss == "sppo" else f"iterative-{config.loss}")
+    engine.require_equal_micro_batches()
     engine.total_steps = config.iterations * config.max_steps
     setup = setup_policy(config, reward=config.oracle, pairwise=True)
     engine.start_run()
@@ -217,7 +231,7 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
         for iteration in range(first_iteration, config.iterations):
             # 1 + 2. Snapshot π_t's samples and log-probs, the oracle's matrix and the win rates.
             started = time.perf_counter()
-            records = load_or_generate(setup, config, engine, iteration)
+            records = all_records(engine, load_or_generate(setup, config, engine, iteration))
             if config.loss != "sppo":  # a tied pair carries no preference for DPO-family losses
                 records = [r for r in records if r["win_rates"][r["kept"][0]] > r["win_rates"][r["kept"][1]]] or records
             generation_seconds = time.perf_counter() - started
@@ -230,14 +244,13 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
             })
 
             # 3. max_steps optimizer steps on the kept responses.
-            per_process = config.batch_size // engine.accelerator.num_processes
-            sampler = GlobalBatchSampler(len(records), per_process, config.seed + iteration)
+            #    Every process holds every record, and takes its share of each global batch: the
+            #    same steps as one process (GlobalBatchSampler).
+            sampler = GlobalBatchSampler(len(records), config.batch_size, config.seed + iteration)
+            rank, world = engine.accelerator.process_index, engine.accelerator.num_processes
             while engine.step < (iteration + 1) * config.max_steps:
                 local_step = engine.step - iteration * config.max_steps
-                indices = sampler.indices_for_step(local_step)
-                accumulation = config.gradient_accumulation_steps
-                size = max(1, len(indices) // accumulation)
-                chunks = [indices[i * size : (i + 1) * size] for i in range(accumulation) if indices[i * size : (i + 1) * size]]
+                chunks = sampler.micro_batches(local_step, rank, world, config.gradient_accumulation_steps)
                 micro_batches = [collate_kept([records[i] for i in chunk], config, setup.tokenizer.pad_token_id) for chunk in chunks]
                 stats = engine.optimizer_step(micro_batches, lambda m, b: self_play_loss(m, b, config))
                 engine.end_step()

@@ -146,6 +146,8 @@ def setup_policy(config: PolicyConfig, reward: str | None = None, pairwise: bool
     gold = GoldJudge(config.data) if is_task(config.data) else None
     reward_source = reward if reward is not None else config.reward_model
     proxy = load_preference_model(reward_source) if reward_source else gold
+    if proxy is not None:
+        proxy.autocast_bf16 = config.bf16
     if proxy is not None and not pairwise and not proxy.is_pointwise:
         raise ConfigError(f"reward_model={reward_source!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
     tokenizer, policy, reference = load_policy(config)
@@ -174,8 +176,8 @@ def sampling_params(config: PolicyConfig) -> SamplingParams:
     return SamplingParams(num_samples=config.num_generations, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
 
 
-def make_backend(lm: torch.nn.Module, tokenizer: Any) -> HFGenerationBackend:
-    return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+def make_backend(lm: torch.nn.Module, tokenizer: Any, bf16: bool = False) -> HFGenerationBackend:
+    return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=bf16)
 
 
 def micro_batch_groups(num_rows: int, group_size: int, pieces: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
@@ -253,7 +255,7 @@ class HeldOutAnswers:
 
 
 def answer_held_out(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Module) -> HeldOutAnswers:
-    responses = generate_responses(lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size)
+    responses = generate_responses(lm, setup.tokenizer, setup.eval_prompts, config.max_new_tokens, config.eval_batch_size, bf16=config.bf16)
     lengths = [len(setup.tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
     gold = setup.gold.score([p.prompt for p in setup.eval_prompts], responses).tolist() if setup.gold is not None else None
     return HeldOutAnswers(responses, lengths, gold)

@@ -19,11 +19,12 @@ from prefrl.rollout.generation import HFGenerationBackend, SamplingParams
 
 
 def generate_responses(
-    lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[PromptRecord], max_new_tokens: int, batch_size: int = 16, seed: int = 0, params: SamplingParams | None = None
+    lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[PromptRecord], max_new_tokens: int, batch_size: int = 16, seed: int = 0, params: SamplingParams | None = None,
+    bf16: bool = False,
 ) -> list[str]:
-    """Greedy responses (or sampled with `params`), in prompt order, batched."""
+    """Greedy responses (or sampled with `params`), in prompt order, batched; `bf16`: under bf16 autocast."""
     params = params or SamplingParams(max_new_tokens=max_new_tokens, greedy=True, num_samples=1)
-    backend = HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id)
+    backend = HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=bf16)
     generator = torch.Generator().manual_seed(seed)
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):

@@ -22,6 +22,10 @@ class PreferenceModel(ABC):
     """Anything that says how likely response a is preferred to response b for a prompt."""
 
     kind: str = "preference"
+    # Score under bfloat16 autocast (models that run a network honour it; rules ignore it). A policy
+    # recipe with bf16=true sets it on its reward model: scoring the rollout is then ~2× faster on
+    # hardware with bf16 units, and it matches how the reward model was trained (bf16 autocast).
+    autocast_bf16: bool = False
 
     @abstractmethod
     def prob(self, prompts: Sequence[Text], responses_a: Sequence[Text], responses_b: Sequence[Text]) -> torch.Tensor:

@@ -79,6 +79,7 @@ class BradleyTerryModel(PointwisePreferenceModel):
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             ids, mask = pad_sequences([sequences[i] for i in chunk], self.tokenizer.pad_token_id)
-            scores[chunk] = self.reward_model(ids.to(device), mask.to(device)).float().cpu()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
+                scores[chunk] = self.reward_model(ids.to(device), mask.to(device)).float().cpu()
         self.reward_model.train(was_training)
         return scores
