@@ -199,6 +199,19 @@ def test_grpo_three_scalings():
     assert torch.allclose(batch, centered / 0.5 * 0.5640124, atol=1e-6)
 
 
+def test_grpo_batch_scale_reads_the_whole_batch_when_given():
+    """Two processes holding one prompt each: with every process's rewards (gathered) as
+    `batch_rewards`, each half gets exactly the advantages one process computes for the whole batch."""
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 5.0, 2.0])
+    whole = grpo_advantages(rewards, 4, "batch")
+    halves = torch.cat([grpo_advantages(half, 4, "batch", batch_rewards=rewards.flip(0)) for half in rewards.split(4)])
+    torch.testing.assert_close(halves, whole)
+    # this process's rewards alone: a different std (what each process used before)
+    assert not torch.allclose(grpo_advantages(rewards[:4], 4, "batch"), whole[:4])
+    # only "batch" reads it
+    torch.testing.assert_close(grpo_advantages(rewards[:4], 4, "group", batch_rewards=rewards), grpo_advantages(rewards[:4], 4, "group"))
+
+
 def test_grpo_validation():
     with pytest.raises(ValueError, match="batch, group, none"):
         grpo_advantages(torch.zeros(4), 2, "std")

@@ -124,10 +124,29 @@ def group_policy_loss(
     return loss, stats
 
 
-def group_advantages(config: GRPOConfig) -> AdvantageFn:
+def group_advantages(config: GRPOConfig, engine: Engine | None = None) -> AdvantageFn:
+    """The recipe's advantage function of (this process's rewards, K). With scale_rewards=batch and
+    several processes the std is that of every process's rewards (gathered), as on one process."""
     if isinstance(config, RLOOConfig):
         return rloo_advantages
+    if config.scale_rewards == "batch" and engine is not None and engine.accelerator.num_processes > 1:
+        accelerator = engine.accelerator
+
+        def batch_scaled(rewards: torch.Tensor, k: int) -> torch.Tensor:
+            everyone = accelerator.gather(rewards.float().to(accelerator.device)).to(rewards.device)
+            return grpo_advantages(rewards, k, scale="batch", batch_rewards=everyone)
+
+        return batch_scaled
     return lambda rewards, k: grpo_advantages(rewards, k, scale=config.scale_rewards)
+
+
+def loss_weight(config: GRPOConfig) -> Callable[[Rollout], float] | None:
+    """How many units a micro-batch's loss averages over, for `Engine.optimizer_step`: its response
+    tokens under token-mean (the step divides by the global token count, as TRL's dapo); under
+    sequence-mean and fixed-length-sum every micro-batch holds as many sequences (None: equal)."""
+    if config.loss_aggregation == "token-mean":
+        return lambda batch: float(batch.response_mask.sum())
+    return None
 
 
 def train_group_policy(
@@ -135,7 +154,7 @@ def train_group_policy(
 ) -> dict[str, Any]:
     """The group loop. `setup` lets a variant bring its own prompts and reward (GRPO-pair does)."""
     engine = Engine(config, recipe=recipe)
-    advantage_fn = advantage_fn or group_advantages(config)
+    advantage_fn = advantage_fn or group_advantages(config, engine)
 
     # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
     setup = setup or setup_policy(config)
@@ -144,7 +163,7 @@ def train_group_policy(
     r2m = R2MFeedback(config, engine, setup.reward, setup.lm.config.hidden_size) if config.r2m else None
     engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
     stream = PromptStream(setup.train_prompts, config, engine)
-    backend = make_backend(setup.lm, setup.tokenizer)
+    backend = make_backend(setup.lm, setup.tokenizer, bf16=config.bf16)
     result = start_policy_run(engine, setup, config)
     # π_old's log-probs need their own pass only if the policy moves before they are used (several
     # epochs) or the KL goes into the reward before the update.
@@ -197,7 +216,7 @@ def train_group_policy(
             with timed(timings, "training"):
                 for _ in range(config.ppo_epochs):
                     pieces = micro_batch_groups(rollout.num_rows, rollout.group_size, config.gradient_accumulation_steps, generator)
-                    stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], loss_fn)
+                    stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], loss_fn, loss_weight(config))
             r2m_stats: dict[str, float] = {}
             if r2m is not None:  # the reward model follows the policy it just moved
                 with timed(timings, "r2m_update"):

@@ -2,8 +2,10 @@
 
 `Engine` owns the Accelerator, the AdamW optimizer and its warm-up + decay schedule, gradient
 accumulation, clipping, the NaN/inf guard, atomic checkpoints and resume, metrics and the progress
-bar. A recipe owns its model and its loss; it hands the engine one optimizer step's micro-batches
-and a `loss_fn(model, micro_batch) -> (loss, stats)`.
+bar. A recipe owns its model and its loss; it hands the engine one optimizer step's micro-batches,
+a `loss_fn(model, micro_batch) -> (loss, stats)` and, when micro-batches average over different
+numbers of units (response tokens under a token-mean), a `weight_fn(micro_batch) -> units`: the step
+then minimises the mean over the units of the global batch (all micro-batches, all processes).
 
 Batch convention: `batch_size` is the global batch (examples per optimizer step over all processes
 and accumulation steps), so one process and two processes with the same config see the same data
@@ -32,6 +34,7 @@ from prefrl.engine.threads import configure_threads
 from prefrl.errors import ConfigError, NonFiniteLossError
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any]]"]
+WeightFn = Callable[[Any], float]  # how many units (examples, tokens) a micro-batch's mean loss averages over
 SCHEDULES = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
@@ -165,17 +168,26 @@ class Engine:
                 f"batch_size={self.config.batch_size} must be divisible by processes × gradient_accumulation_steps = {world} × {accumulation}"
             )
 
-    def optimizer_step(self, micro_batches: Sequence[Any], loss_fn: LossFn) -> dict[str, float]:
+    def optimizer_step(self, micro_batches: Sequence[Any], loss_fn: LossFn, weight_fn: WeightFn | None = None) -> dict[str, float]:
         """Accumulate gradients over this process's micro-batches, clip, and step.
 
-        Each micro-batch's loss is a mean over its examples and all micro-batches have the same
-        size, so dividing by their number gives the mean over the global batch after DDP averages
-        across processes. A NaN/inf loss on any process raises before backward, so no update happens.
+        Each micro-batch's loss is a mean over some units — examples, or response tokens for a
+        token-mean — and `weight_fn(micro_batch)` says how many it holds (default: every
+        micro-batch weighs the same). The step minimises the mean over every unit of the global
+        batch, all micro-batches of all processes:
+
+            L = Σ_{p,i} w_{p,i} · L_{p,i} / W,   W = Σ_{p,i} w_{p,i}   (summed over processes)
+
+        so micro-batch i backpropagates L_i · w_i · P / W, P processes (DDP averages gradients over
+        them). 1 process or 2, 1 accumulation step or several: the same objective. Stats are the
+        same weighted means. A NaN/inf loss on any process raises before backward, so no update happens.
         """
         assert self.model is not None and self.optimizer is not None, "call prepare() first"
         self.model.train()
         stats_sum: dict[str, float] = {}
         count = len(micro_batches)
+        weights, total_weight = self._micro_batch_weights(micro_batches, weight_fn)
+        world = self.accelerator.num_processes
         for index, micro_batch in enumerate(micro_batches):
             last = index == count - 1
             sync = contextlib.nullcontext() if last else self.accelerator.no_sync(self.model)
@@ -190,9 +202,9 @@ class Engine:
                         f"step. Checkpoints already written in {self.output_dir / ckpt.CHECKPOINT_DIR} are intact. "
                         "Lower lr, enable max_grad_norm, or check the data."
                     )
-                self.accelerator.backward(loss / count)
+                self.accelerator.backward(loss * (weights[index] * world / total_weight))
             for key, value in {"loss": loss.detach(), **stats}.items():
-                stats_sum[key] = stats_sum.get(key, 0.0) + float(value)
+                stats_sum[key] = stats_sum.get(key, 0.0) + float(value) * weights[index]
         grad_norm = None
         if self.config.max_grad_norm > 0:
             grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
@@ -200,11 +212,28 @@ class Engine:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.updates += 1
-        stats = self.mean_over_processes({k: v / count for k, v in stats_sum.items()})
+        stats = {k: v / total_weight for k, v in self.sum_over_processes(stats_sum).items()}
         stats["lr"] = self.scheduler.get_last_lr()[0]
         if grad_norm is not None:
             stats["grad_norm"] = float(grad_norm)
         return stats
+
+    def _micro_batch_weights(self, micro_batches: Sequence[Any], weight_fn: WeightFn | None) -> tuple[list[float], float]:
+        """Each local micro-batch's weight and the total over all processes (one all-reduce).
+        A step whose total is 0 (e.g. no response token anywhere) gets total 1: no gradient."""
+        weights = [float(weight_fn(b)) if weight_fn is not None else 1.0 for b in micro_batches]
+        if any(w < 0 for w in weights):
+            raise ValueError(f"micro-batch weights must be ≥ 0, got {weights}")
+        total = self.sum_over_processes({"weight": sum(weights)})["weight"]
+        return weights, (total if total > 0 else 1.0)
+
+    def sum_over_processes(self, values: dict[str, float]) -> dict[str, float]:
+        if self.accelerator.num_processes == 1 or not values:
+            return dict(values)
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
+        reduced = self.accelerator.reduce(tensor, reduction="sum")
+        return {k: float(v) for k, v in zip(keys, reduced.tolist())}
 
     def mean_over_processes(self, values: dict[str, float]) -> dict[str, float]:
         if self.accelerator.num_processes == 1 or not values:

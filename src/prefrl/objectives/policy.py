@@ -169,8 +169,10 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
 def token_mean(loss: torch.Tensor, mask: torch.Tensor, max_length: int | None = None) -> torch.Tensor:
     """Σ_{i,t} m·ℓ / Σ_{i,t} m — every valid token in the batch weighs the same (DAPO).
 
-    Matches TRL GRPO's loss_type="bnpo" (and "dapo" on one process without gradient accumulation; TRL's "dapo"
-    divides by the token count of the whole generation batch across processes). Denominator clamped at 1.
+    Matches TRL GRPO's loss_type="bnpo" on one micro-batch. Over an optimizer step the recipes give
+    `Engine.optimizer_step` each micro-batch's token count as its weight, so the step's loss is the sum over
+    every response token of all micro-batches and processes divided by their total count: TRL's "dapo" (its
+    default). Denominator clamped at 1.
     """
     m = _float_mask(mask, loss)
     return (loss * m).sum() / m.sum().clamp(min=1.0)
@@ -321,23 +323,23 @@ def _group_view(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return rewards.view(-1, group_size)
 
 
-def _scale_group(centered: torch.Tensor, grouped: torch.Tensor, eps: float) -> torch.Tensor:
+def _scale_group(centered: torch.Tensor, grouped: torch.Tensor, pool: torch.Tensor, eps: float) -> torch.Tensor:
     if grouped.shape[1] < 2:
         raise ValueError("scale='group' needs group_size ≥ 2 (the group std is undefined for one sample)")
     return centered / (grouped.std(dim=1, keepdim=True) + eps)
 
 
-def _scale_batch(centered: torch.Tensor, grouped: torch.Tensor, eps: float) -> torch.Tensor:
-    if grouped.numel() < 2:
+def _scale_batch(centered: torch.Tensor, grouped: torch.Tensor, pool: torch.Tensor, eps: float) -> torch.Tensor:
+    if pool.numel() < 2:
         raise ValueError("scale='batch' needs at least 2 rewards")
-    return centered / (grouped.std() + eps)
+    return centered / (pool.std().to(centered) + eps)
 
 
-def _scale_none(centered: torch.Tensor, grouped: torch.Tensor, eps: float) -> torch.Tensor:
+def _scale_none(centered: torch.Tensor, grouped: torch.Tensor, pool: torch.Tensor, eps: float) -> torch.Tensor:
     return centered
 
 
-GRPO_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
+GRPO_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, torch.Tensor, float], torch.Tensor]] = {
     "group": _scale_group,
     "batch": _scale_batch,
     "none": _scale_none,
@@ -345,7 +347,7 @@ GRPO_SCALES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tenso
 
 
 def grpo_advantages(
-    rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4
+    rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4, batch_rewards: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Group-relative advantages (GRPO, Shao et al. 2024), one per completion.
 
@@ -353,7 +355,9 @@ def grpo_advantages(
 
     with mean_g the mean reward of the K completions of the same prompt and std
       "group": the group's std, unbiased (Bessel, n−1), as TRL's scale_rewards="group" (`nanstd`);
-      "batch": the std of all B·K rewards, unbiased, as TRL's scale_rewards="batch";
+      "batch": the std of the whole batch's rewards, unbiased, as TRL's scale_rewards="batch" —
+               `batch_rewards` when given (all processes' rewards, gathered: TRL's global batch),
+               else the B·K `rewards` themselves;
       "none":  no division (Dr. GRPO, Liu et al. 2025), as TRL's scale_rewards="none".
     ε = 1e-4 as TRL. Differences: no NaN handling (TRL treats NaN rewards as unscorable), and K=1 with "group"
     raises instead of silently using std 0.
@@ -363,6 +367,8 @@ def grpo_advantages(
         group_size: K.
         scale: "group" | "batch" | "none".
         eps: added to the std.
+        batch_rewards: (M,) every reward of the global batch (this process's among them), or None;
+            read by "batch" only. Order does not matter.
 
     Returns:
         (B·K,) advantages; broadcast over tokens by `ppo_clipped_policy_loss`.
@@ -370,7 +376,8 @@ def grpo_advantages(
     scale_fn = _lookup(GRPO_SCALES, scale, "GRPO scale")
     grouped = _group_view(rewards, group_size)
     centered = grouped - grouped.mean(dim=1, keepdim=True)
-    return scale_fn(centered, grouped, eps).reshape(-1)
+    pool = grouped.reshape(-1) if batch_rewards is None else batch_rewards.reshape(-1)
+    return scale_fn(centered, grouped, pool, eps).reshape(-1)
 
 
 def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
