@@ -8,6 +8,11 @@
     to include or avoid, letter case, bullets, ...); chosen follows it,
     rejected misses it narrowly.
 
+Splits: ``train`` and ``test`` (disjoint prompts of one generator) and ``ood``
+(other templates, wordings and topics, plus kinds that train/test never
+contain; see each task's ``OOD_ONLY_KINDS``), e.g.
+``load_preference_pairs("constraints", "ood")``.
+
 Example::
 
     from prefrl.data.tasks import get_task
@@ -20,7 +25,13 @@ Example::
 from __future__ import annotations
 
 from prefrl.data.tasks.arithmetic import ArithmeticTask
-from prefrl.data.tasks.base import FORMATS, SPLITS, Example, Task
+from prefrl.data.tasks.base import (
+    FORMATS,
+    IN_DISTRIBUTION_SPLITS,
+    SPLITS,
+    Example,
+    Task,
+)
 from prefrl.data.tasks.constraints import ConstraintsTask
 
 TASKS: dict[str, Task] = {task.name: task for task in (ArithmeticTask(), ConstraintsTask())}
@@ -40,6 +51,7 @@ def get_task(name: str) -> Task:
 
 __all__ = [
     "FORMATS",
+    "IN_DISTRIBUTION_SPLITS",
     "SPLITS",
     "TASKS",
     "ArithmeticTask",

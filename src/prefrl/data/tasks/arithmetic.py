@@ -27,28 +27,48 @@ The judge recomputes the answer from the prompt text alone: word problems are
 matched with regexes derived from their templates, expressions are parsed and
 evaluated.  The response's final answer is the number after "answer is", or
 failing that the last number in the response.
+
+The ``ood`` split (``OOD_KINDS``, equally frequent) words expressions
+differently ("Work out ...", "... equals what?", × for *), uses other
+multi-step templates and other word problems and names, and adds three problem
+forms that train/test never contain (``OOD_ONLY_KINDS``): ``division`` (exact,
+"Divide 156 by 12."), ``percent`` ("Find 15% of 240.", a sale price) and
+``equation`` ("Solve for x: x + 37 = 91.").  The judge tries the train/test
+templates first, exactly as before, then the ood ones; a division that does
+not come out even is compared exactly, never rounded.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import random
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from functools import cached_property
 
 from prefrl.data.tasks.base import Example, Task
 
-OPERATIONS: dict[str, Callable[[int, int], int]] = {
+
+def exact_division(a: int, b: int) -> int | Fraction:
+    """``a / b`` as an int when it divides evenly, else as a Fraction (never a rounded float)."""
+    if b == 0:
+        raise ValueError("division by zero in the problem")
+    return a // b if a % b == 0 else Fraction(a, b)
+
+
+OPERATIONS: dict[str, Callable[[int, int], int | Fraction]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
+    "/": exact_division,  # only the ood split's problems divide
 }
 
 #: The operation a ``wrong_operation`` mistake uses instead of the right one.
-CONFUSED_OPERATION = {"+": "-", "-": "+", "*": "+"}
+CONFUSED_OPERATION = {"+": "-", "-": "+", "*": "+", "/": "-"}
 
 #: An operand of a step: a field of the problem ("a") or an earlier step's index.
 Operand = str | int
@@ -88,6 +108,15 @@ class Shape:
     ranges: Mapping[str, ValueRanges]
     misordered: tuple[StepSpec, ...] | None = None
     allow_negative: bool = False
+    # The ood split's problem forms also use these:
+    #: fields computed from the drawn ones (e.g. a dividend that is a multiple of the divisor)
+    derive: Callable[[Mapping[str, int]], Mapping[str, int]] | None = None
+    #: fixed operands of the steps that the prompt does not show (e.g. 100 for a percentage)
+    constants: Mapping[str, int] = field(default_factory=dict)
+    #: the template is a whole prompt (a word problem or a stated problem), not an expression
+    whole_prompt: bool = False
+    #: what the ``misordered`` steps are called as a mistake
+    misordered_name: str = "wrong_order"
 
     @property
     def is_word_problem(self) -> bool:
@@ -96,19 +125,29 @@ class Shape:
     @cached_property
     def regex(self) -> re.Pattern[str]:
         """A regex matching exactly the prompts of this template, capturing its fields."""
-        pieces = re.split(r"\{(\w+)\}", self.template)
-        pattern: list[str] = []
-        seen: set[str] = set()
-        for position, piece in enumerate(pieces):
-            if position % 2 == 0:
-                pattern.append(re.escape(piece))
-            elif piece in seen:
-                pattern.append(f"(?P={piece})")  # a repeated {name} must be the same name
-            else:
-                seen.add(piece)
-                value_pattern = "[A-Z][a-z]+" if piece == "name" else r"\d+"
-                pattern.append(f"(?P<{piece}>{value_pattern})")
-        return re.compile("".join(pattern))
+        return template_regex(self.template)
+
+    def solve(self, fields: Mapping[str, int]) -> int | Fraction:
+        """The answer, from the prompt's fields."""
+        return execute(self.steps, {**self.constants, **fields})[-1].result
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """A regex matching exactly the texts of ``template``: ``{name}`` is a capitalised name, any
+    other ``{field}`` an unsigned integer, captured under its name."""
+    pieces = re.split(r"\{(\w+)\}", template)
+    pattern: list[str] = []
+    seen: set[str] = set()
+    for position, piece in enumerate(pieces):
+        if position % 2 == 0:
+            pattern.append(re.escape(piece))
+        elif piece in seen:
+            pattern.append(f"(?P={piece})")  # a repeated {name} must be the same name
+        else:
+            seen.add(piece)
+            value_pattern = "[A-Z][a-z]+" if piece == "name" else r"\d+"
+            pattern.append(f"(?P<{piece}>{value_pattern})")
+    return re.compile("".join(pattern))
 
 
 SINGLE_SHAPES = (
@@ -264,6 +303,218 @@ SHAPES_BY_FAMILY: dict[str, tuple[Shape, ...]] = {
 }
 
 
+# -- the ood split ----------------------------------------------------------------
+# Other wordings, other word-problem topics and names, other expression templates, and three
+# problem forms that train/test never contain: division, percentages and equations.
+
+OOD_NAMES = ("Ravi", "Elena", "Kofi", "Mei", "Tomas", "Zara", "Ines", "Yusuf")
+
+OOD_EXPRESSION_PROMPTS = (
+    "Work out {expr}.",
+    "Find the value of {expr}.",
+    "Determine {expr}.",
+    "{expr} equals what?",
+    "Tell me what {expr} comes to.",
+)
+
+#: How the ood split writes operations, in prompts and in worked solutions.
+OOD_SYMBOLS = {"*": "×", "/": "÷"}
+
+OOD_TWO_STEP_SHAPES = (
+    Shape(
+        "two_step",
+        "{a} * {b} + {c}",
+        (("*", "a", "b"), ("+", 0, "c")),
+        {"a": FACTOR, "b": FACTOR, "c": SMALL},
+        misordered=(("+", "b", "c"), ("*", "a", 0)),
+    ),
+    Shape(
+        "two_step",
+        "{a} - {b} * {c}",
+        (("*", "b", "c"), ("-", "a", 0)),
+        {"a": ((60, 160),), "b": FACTOR, "c": FACTOR},
+        misordered=(("-", "a", "b"), ("*", 0, "c")),
+    ),
+    Shape(
+        "two_step",
+        "({a} + {b}) - {c}",
+        (("+", "a", "b"), ("-", 0, "c")),
+        {"a": SMALL, "b": SMALL, "c": SMALL},
+    ),
+)
+
+OOD_THREE_STEP_SHAPES = (
+    Shape(
+        "three_step",
+        "{a} * ({b} + {c}) - {d}",
+        (("+", "b", "c"), ("*", "a", 0), ("-", 1, "d")),
+        {"a": FACTOR, "b": SMALL, "c": SMALL, "d": SMALL},
+        misordered=(("*", "a", "b"), ("+", 0, "c"), ("-", 1, "d")),
+    ),
+    Shape(
+        "three_step",
+        "({a} - {b}) * {c} + {d}",
+        (("-", "a", "b"), ("*", 0, "c"), ("+", 1, "d")),
+        {"a": SMALL, "b": SMALL, "c": FACTOR, "d": SMALL},
+        misordered=(("*", "b", "c"), ("-", "a", 0), ("+", 1, "d")),
+    ),
+)
+
+OOD_WORD_SHAPES = (
+    Shape(
+        "word",
+        "A train leaves the station with {a} passengers. At the next stop {b} people get on and {c} get off. "
+        "How many passengers are on the train after that stop?",
+        (("+", "a", "b"), ("-", 0, "c")),
+        {"a": ((20, 90),), "b": ((3, 40),), "c": ((3, 40),)},
+        misordered=(("-", "a", "b"), ("+", 0, "c")),  # swapping who got on and who got off
+        whole_prompt=True,
+    ),
+    Shape(
+        "word",
+        "{name} plants {a} rows of tulips with {b} tulips in each row. Then {c} of the tulips wilt. "
+        "How many healthy tulips does {name} have?",
+        (("*", "a", "b"), ("-", 0, "c")),
+        {"a": ((3, 12),), "b": ((4, 15),), "c": ((2, 30),)},
+        whole_prompt=True,
+    ),
+    Shape(
+        "word",
+        "A school club raises {a} dollars at a bake sale and {b} dollars at a car wash. "
+        "It spends {c} dollars on new equipment. How many dollars does the club have left?",
+        (("+", "a", "b"), ("-", 0, "c")),
+        {"a": ((20, 150),), "b": ((20, 150),), "c": ((10, 120),)},
+        whole_prompt=True,
+    ),
+    Shape(
+        "word",
+        "A parking garage has {a} floors with {b} spaces on each floor. There are {c} cars parked in it. "
+        "How many spaces are still free?",
+        (("*", "a", "b"), ("-", 0, "c")),
+        {"a": ((2, 8),), "b": ((12, 40),), "c": ((5, 90),)},
+        whole_prompt=True,
+    ),
+    Shape(
+        "word",
+        "{name} buys {a} notebooks that cost {b} dollars each and pays with {c} dollars. "
+        "How many dollars of change does {name} get?",
+        (("*", "a", "b"), ("-", "c", 0)),
+        {"a": ((2, 9),), "b": ((2, 12),), "c": ((110, 200),)},
+        whole_prompt=True,
+    ),
+    Shape(
+        "word",
+        "A recipe uses {a} grams of flour per batch. {name} bakes {b} batches and buys {c} more grams "
+        "for the next day. How many grams of flour does {name} use or buy in total?",
+        (("*", "a", "b"), ("+", 0, "c")),
+        {"a": ((50, 250),), "b": ((2, 6),), "c": ((100, 500),)},
+        misordered=(("+", "a", "c"), ("*", 0, "b")),  # buying c per batch as well
+        whole_prompt=True,
+    ),
+)
+
+#: Problem forms that train/test never contain (each template is a whole prompt).
+OOD_DIVISION_SHAPES = (
+    Shape(
+        "division",
+        "Divide {a} by {b}.",
+        (("/", "a", "b"),),
+        {"b": ((2, 19),), "q": ((3, 60),)},
+        derive=lambda f: {"a": f["b"] * f["q"]},
+        whole_prompt=True,
+    ),
+    Shape(
+        "division",
+        "{name} shares {a} stickers equally among {b} friends. How many stickers does each friend get?",
+        (("/", "a", "b"),),
+        {"b": ((2, 12),), "q": ((2, 30),)},
+        derive=lambda f: {"a": f["b"] * f["q"]},
+        whole_prompt=True,
+    ),
+    Shape(
+        "division",
+        "How many boxes of {b} are needed to pack exactly {a} eggs?",
+        (("/", "a", "b"),),
+        {"b": ((6, 24),), "q": ((2, 40),)},
+        derive=lambda f: {"a": f["b"] * f["q"]},
+        whole_prompt=True,
+    ),
+)
+
+
+def _percent_fields(f: Mapping[str, int]) -> Mapping[str, int]:
+    """A whole ``n`` such that ``p`` percent of it is a whole number."""
+    p = (5, 10, 15, 20, 25, 30, 40, 50, 60, 75)[f["pi"] % 10]
+    step = 100 // math.gcd(p, 100)
+    return {"p": p, "n": step * max(1, f["k"] * 4 // step)}
+
+
+OOD_PERCENT_SHAPES = (
+    Shape(
+        "percent",
+        "Find {p}% of {n}.",
+        (("*", "n", "p"), ("/", 0, "hundred")),
+        {"pi": ((0, 9),), "k": ((5, 100),)},
+        derive=_percent_fields,
+        constants={"hundred": 100},
+        whole_prompt=True,
+    ),
+    Shape(
+        "percent",
+        "How much is {p} percent of {n}?",
+        (("*", "n", "p"), ("/", 0, "hundred")),
+        {"pi": ((0, 9),), "k": ((5, 100),)},
+        derive=_percent_fields,
+        constants={"hundred": 100},
+        whole_prompt=True,
+    ),
+    Shape(
+        "percent",
+        "A jacket costs {n} dollars and is on sale for {p}% off. How many dollars does it cost on sale?",
+        (("*", "n", "p"), ("/", 0, "hundred"), ("-", "n", 1)),
+        {"pi": ((0, 9),), "k": ((5, 100),)},
+        derive=_percent_fields,
+        constants={"hundred": 100},
+        # answering with the discount instead of the sale price
+        misordered=(("*", "n", "p"), ("/", 0, "hundred")),
+        misordered_name="skipped_step",
+        whole_prompt=True,
+    ),
+)
+
+OOD_EQUATION_SHAPES = (
+    Shape("equation", "Solve for x: x + {a} = {b}.", (("-", "b", "a"),), {"a": ((5, 99),), "b": ((20, 250),)}, whole_prompt=True),
+    Shape("equation", "If x - {a} = {b}, what is x?", (("+", "b", "a"),), {"a": ((5, 99),), "b": ((5, 150),)}, whole_prompt=True),
+    Shape(
+        "equation",
+        "{a} times a number is {b}. What is the number?",
+        (("/", "b", "a"),),
+        {"a": ((2, 12),), "q": ((2, 40),)},
+        derive=lambda f: {"b": f["a"] * f["q"]},
+        whole_prompt=True,
+    ),
+)
+
+#: The ood split's shapes by kind; every kind is drawn equally often.
+OOD_SHAPES_BY_KIND: dict[str, tuple[Shape, ...]] = {
+    "add": SINGLE_SHAPES[:1],
+    "sub": SINGLE_SHAPES[1:2],
+    "mul": SINGLE_SHAPES[2:],
+    "two_step": OOD_TWO_STEP_SHAPES,
+    "three_step": OOD_THREE_STEP_SHAPES,
+    "word": OOD_WORD_SHAPES,
+    "division": OOD_DIVISION_SHAPES,
+    "percent": OOD_PERCENT_SHAPES,
+    "equation": OOD_EQUATION_SHAPES,
+}
+OOD_KINDS: tuple[str, ...] = tuple(OOD_SHAPES_BY_KIND)
+#: Problem forms of the ood split that train and test never contain.
+OOD_ONLY_KINDS = ("division", "equation", "percent")
+OOD_WHOLE_PROMPT_SHAPES = tuple(
+    shape for shapes in OOD_SHAPES_BY_KIND.values() for shape in shapes if shape.whole_prompt
+)
+
+
 # -- solving ------------------------------------------------------------------
 
 
@@ -276,8 +527,9 @@ class Line:
     right: int
     result: int
 
-    def render(self) -> str:
-        return f"{self.left} {self.op} {self.right} = {self.result}."
+    def render(self, symbols: Mapping[str, str] | None = None) -> str:
+        op = (symbols or {}).get(self.op, self.op)
+        return f"{self.left} {op} {self.right} = {self.result}."
 
 
 def execute(
@@ -304,9 +556,9 @@ def _operand_value(operand: Operand, fields: Mapping[str, int], lines: list[Line
 
 
 class _ExpressionParser:
-    """Evaluates integer expressions with + - * (also × and x) and parentheses."""
+    """Evaluates integer expressions with + - * (also × and x), / (also ÷; exact) and parentheses."""
 
-    _TOKEN = re.compile(r"\s*(\d+|[-+*×x()])")
+    _TOKEN = re.compile(r"\s*(\d+|[-+*×x()/÷])")
 
     def __init__(self, text: str) -> None:
         self.tokens = self._tokenize(text)
@@ -348,9 +600,11 @@ class _ExpressionParser:
 
     def _product(self) -> int:
         value = self._factor()
-        while self._peek() in ("*", "×", "x"):
-            self._take()
-            value *= self._factor()
+        while self._peek() in ("*", "×", "x", "/", "÷"):
+            if self._take() in ("/", "÷"):
+                value = exact_division(value, self._factor())  # type: ignore[assignment,arg-type]
+            else:
+                value *= self._factor()
         return value
 
     def _factor(self) -> int:
@@ -374,8 +628,24 @@ _EXPRESSION_PROMPT = re.compile(
 )
 
 
-def solve_prompt(prompt: str) -> int:
-    """The correct answer to a prompt of this task, recomputed from its text."""
+_OOD_EXPRESSION_CHARS = r"[\d\s+\-*×x()/÷]+?"
+#: Expression prompts of the ood split (and the train/test openings with ÷ or /).
+_OOD_EXPRESSION_PROMPTS = (
+    re.compile(
+        r"(?:what is(?: the value of)?|calculate|compute|evaluate|work out|find the value of|determine)\s+"
+        rf"(?P<expr>{_OOD_EXPRESSION_CHARS})\s*[?.!]?",
+        re.IGNORECASE,
+    ),
+    re.compile(rf"(?P<expr>{_OOD_EXPRESSION_CHARS})\s+equals what\?", re.IGNORECASE),
+    re.compile(rf"tell me what\s+(?P<expr>{_OOD_EXPRESSION_CHARS})\s+comes to[?.!]?", re.IGNORECASE),
+)
+
+
+def solve_prompt(prompt: str) -> int | Fraction:
+    """The correct answer to a prompt of this task, recomputed from its text.
+
+    The train/test templates are tried first, exactly as before the ood split existed; then the
+    ood split's word problems, stated problems (division, percentages, equations) and wordings."""
     text = prompt.strip()
     for shape in WORD_SHAPES:
         match = shape.regex.fullmatch(text)
@@ -385,6 +655,14 @@ def solve_prompt(prompt: str) -> int:
     match = _EXPRESSION_PROMPT.fullmatch(text)
     if match:
         return _ExpressionParser(match.group("expr")).evaluate()
+    for shape in OOD_WHOLE_PROMPT_SHAPES:
+        match = shape.regex.fullmatch(text)
+        if match:
+            return shape.solve({key: int(value) for key, value in match.groupdict().items() if key != "name"})
+    for pattern in _OOD_EXPRESSION_PROMPTS:
+        match = pattern.fullmatch(text)
+        if match:
+            return _ExpressionParser(match.group("expr")).evaluate()
     raise ValueError(f"not an arithmetic prompt of this task: {prompt!r}")
 
 
@@ -435,7 +713,9 @@ def _sample_fields(rng: random.Random, shape: Shape) -> dict[str, int]:
 
 
 def _is_plausible(lines: list[Line], shape: Shape) -> bool:
-    """Word problems and multi-step expressions stay positive at every step."""
+    """Every step gives an integer; word problems and multi-step expressions stay positive."""
+    if not all(isinstance(line.result, int) for line in lines):
+        return False  # only a division can leave the integers
     return shape.allow_negative or all(line.result > 0 for line in lines)
 
 
@@ -453,6 +733,25 @@ def sample_problem(rng: random.Random) -> Problem:
     else:
         expression = shape.template.format(**fields)
         prompt = rng.choice(EXPRESSION_PROMPTS).format(expr=expression)
+    return Problem(shape, fields, prompt, solution)
+
+
+def sample_ood_problem(rng: random.Random, kind: str) -> Problem:
+    """Draw a problem of the ood split of ``kind``, written with the ood wordings and symbols."""
+    shape = rng.choice(OOD_SHAPES_BY_KIND[kind])
+    while True:
+        drawn = _sample_fields(rng, shape)
+        fields = {**shape.constants, **drawn, **(shape.derive(drawn) if shape.derive else {})}
+        solution = execute(shape.steps, fields)
+        if _is_plausible(solution, shape):
+            break
+    if shape.whole_prompt:
+        prompt = shape.template.format(name=rng.choice(OOD_NAMES), **fields)
+    else:
+        expression = shape.template.format(**fields)
+        if rng.random() < 0.5:
+            expression = expression.replace("*", OOD_SYMBOLS["*"])
+        prompt = rng.choice(OOD_EXPRESSION_PROMPTS).format(expr=expression)
     return Problem(shape, fields, prompt, solution)
 
 
@@ -508,7 +807,7 @@ def _mistake(rng: random.Random, problem: Problem) -> tuple[str, list[Line]]:
         modes.append("wrong_order")
     mode = rng.choice(modes)
     if mode == "wrong_order":
-        return mode, execute(shape.misordered, fields)  # type: ignore[arg-type]
+        return shape.misordered_name, execute(shape.misordered, fields)  # type: ignore[arg-type]
     index = rng.randrange(len(shape.steps))
     if mode == "wrong_operation":
         wrong_op = CONFUSED_OPERATION[shape.steps[index][0]]
@@ -531,18 +830,19 @@ def wrong_solution(rng: random.Random, problem: Problem) -> tuple[str, list[Line
     )
 
 
-def render(lines: list[Line], worked: bool) -> str:
+def render(lines: list[Line], worked: bool, symbols: Mapping[str, str] | None = None) -> str:
     """A response: the final answer, after the worked steps if ``worked``."""
     conclusion = f"The answer is {lines[-1].result}."
     if not worked:
         return conclusion
-    return " ".join([*(line.render() for line in lines), conclusion])
+    return " ".join([*(line.render(symbols) for line in lines), conclusion])
 
 
 class ArithmeticTask(Task):
     """Integer arithmetic: single operations, multi-step expressions and word problems."""
 
     name = "arithmetic"
+    ood_kinds = OOD_KINDS
 
     def sample(self, rng: random.Random) -> Example:
         problem = sample_problem(rng)
@@ -553,6 +853,24 @@ class ArithmeticTask(Task):
             prompt=problem.prompt,
             chosen=chosen,
             rejected=render(wrong_lines, worked),
+            reference=chosen,
+            extra={
+                "answer": str(problem.answer),
+                "kind": problem.shape.kind,
+                "style": "worked" if worked else "short",
+                "error": mistake,
+            },
+        )
+
+    def sample_ood(self, rng: random.Random, kind: str) -> Example:
+        problem = sample_ood_problem(rng, kind)
+        worked = rng.random() < 0.5
+        mistake, wrong_lines = wrong_solution(rng, problem)
+        chosen = render(problem.solution, worked, OOD_SYMBOLS)
+        return Example(
+            prompt=problem.prompt,
+            chosen=chosen,
+            rejected=render(wrong_lines, worked, OOD_SYMBOLS),
             reference=chosen,
             extra={
                 "answer": str(problem.answer),

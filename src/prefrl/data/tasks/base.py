@@ -16,6 +16,19 @@ belongs to ``test``); candidates of the other split and repeated prompts are
 skipped.  Hence the same ``(n, split, seed)`` always gives the same rows,
 ``train`` and ``test`` never share a prompt, and ``generate(n)`` is a prefix
 of ``generate(m)`` for ``n < m``.
+
+The out-of-distribution split
+-----------------------------
+``ood`` is drawn by a second generator, :meth:`Task.sample_ood`, that shares
+no prompt template, phrasing or topic with ``train``/``test`` and adds kinds
+(constraint kinds, problem forms) that ``train``/``test`` never contain; see
+each task's ``OOD_KINDS``.  It measures whether a preference model learned the
+rule or the generator's surface.  Its kinds are balanced: rows come in rounds
+that hold every kind of ``ood_kinds`` once, in a seeded random order, so any
+prefix of ``n`` rows has each kind ``n // k`` or ``n // k + 1`` times.  The
+gold judge is the same rule, extended to read the new phrasings and kinds.
+Adding ``ood`` changed no ``train`` or ``test`` row (their generator and seeds
+are untouched; tests/data/tasks/test_pinned_rows.py pins them).
 """
 
 from __future__ import annotations
@@ -27,7 +40,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SPLITS: tuple[str, ...] = ("train", "test")
+SPLITS: tuple[str, ...] = ("train", "test", "ood")
+#: The splits drawn by :meth:`Task.sample`; ``ood`` is drawn by :meth:`Task.sample_ood`.
+IN_DISTRIBUTION_SPLITS: tuple[str, ...] = ("train", "test")
 FORMATS: tuple[str, ...] = ("conversational", "standard")
 
 #: One prompt in ``TEST_SHARE`` (by hash of its text) belongs to the test split.
@@ -123,6 +138,8 @@ class Task(ABC):
     """
 
     name: str
+    #: The kinds of the ``ood`` split, each drawn equally often by :meth:`sample_ood`.
+    ood_kinds: tuple[str, ...] = ()
 
     # -- to be supplied by subclasses ---------------------------------------
 
@@ -133,6 +150,10 @@ class Task(ABC):
     @abstractmethod
     def judge_text(self, prompt: str, response: str) -> float:
         """Score a response text to a prompt text: 1.0 if correct, else 0.0."""
+
+    def sample_ood(self, rng: random.Random, kind: str) -> Example:
+        """Draw one out-of-distribution example of ``kind`` (one of ``ood_kinds``)."""
+        raise NotImplementedError(f"task {self.name!r} has no ood split")
 
     # -- public API -----------------------------------------------------------
 
@@ -202,6 +223,8 @@ class Task(ABC):
     # -- internals --------------------------------------------------------------
 
     def _examples(self, n: int, split: str, seed: int) -> list[Example]:
+        if split not in IN_DISTRIBUTION_SPLITS:
+            return self._ood_examples(n, seed)
         rng = random.Random(stable_int(self.name, split, seed))
         examples: list[Example] = []
         seen_prompts: set[str] = set()
@@ -216,4 +239,27 @@ class Task(ABC):
         raise ValueError(
             f"task {self.name!r} could only generate {len(examples)} distinct "
             f"{split} prompts of the {n} requested"
+        )
+
+    def _ood_examples(self, n: int, seed: int) -> list[Example]:
+        """``ood`` rows: rounds of every ood kind once, in a seeded order; repeated prompts skipped."""
+        if not self.ood_kinds:
+            raise ValueError(f"task {self.name!r} has no ood split")
+        rng = random.Random(stable_int(self.name, "ood", seed))
+        order_rng = random.Random(stable_int(self.name, "ood", "kind order", seed))
+        schedule: list[str] = []
+        examples: list[Example] = []
+        seen_prompts: set[str] = set()
+        for _ in range(MAX_DRAWS_PER_ROW * n + 1000):
+            while len(schedule) <= len(examples):
+                schedule += order_rng.sample(self.ood_kinds, len(self.ood_kinds))
+            example = self.sample_ood(rng, schedule[len(examples)])
+            if example.prompt in seen_prompts:
+                continue
+            seen_prompts.add(example.prompt)
+            examples.append(example)
+            if len(examples) == n:
+                return examples
+        raise ValueError(
+            f"task {self.name!r} could only generate {len(examples)} distinct ood prompts of the {n} requested"
         )

@@ -27,6 +27,20 @@ wrong case, the question placed first instead of last.
 Words are counted by splitting on whitespace and keeping the pieces that
 contain a letter or digit.  The judge parses the constraint back out of the
 prompt text with the regexes in ``CONSTRAINT_PATTERNS``.
+
+The ``ood`` split (``OOD_KINDS``) shares no topic (``OOD_TOPICS``), request
+(``OOD_BASE_PROMPTS``), layout (``OOD_LAYOUTS``), constraint wording
+(``OOD_CONSTRAINT_PHRASES``) or opening word with train/test, and adds three
+kinds that train/test never contain (``OOD_ONLY_KINDS``):
+
+===================  ======================================================
+``sentence_count``   exactly N sentences (pieces ending in . ! or ?)
+``title``            a title in double angle brackets, <<like this>>
+``postscript``       a "P.S." starting a line or sentence after the answer
+===================  ======================================================
+
+Every kind of ``ood`` is equally frequent.  The judge is the same rule: each
+pattern also reads the ood wording of its kind.
 """
 
 from __future__ import annotations
@@ -295,6 +309,170 @@ TOPICS: tuple[Topic, ...] = (
     ),
 )
 
+#: Topics of the ``ood`` split only: no train/test prompt names them.
+OOD_TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "trains",
+        (
+            "Trains can carry hundreds of passengers at once.",
+            "A long freight train may stretch for over a mile.",
+            "Sleeper cars let travelers rest through the night.",
+            "Steam engines once powered most railways in the world.",
+            "Fast electric trains now link many large cities.",
+            "Watching the landscape roll past the window is relaxing.",
+            "Stations are often busy, noisy, and full of life.",
+            "Railway tracks must be inspected often for damage.",
+            "A train journey can be calmer than a flight.",
+            "Some mountain railways climb remarkably steep slopes.",
+        ),
+        (
+            "Have you ever taken an overnight train?",
+            "Where would you go on a long train journey?",
+            "Do you prefer trains or buses?",
+        ),
+    ),
+    Topic(
+        "gardening",
+        (
+            "Gardening teaches patience because plants grow slowly.",
+            "Healthy soil is the secret behind strong roots.",
+            "Tomatoes need plenty of sun and regular watering.",
+            "Weeds compete with young seedlings for water.",
+            "Compost turns kitchen scraps into rich fertilizer.",
+            "Bees, butterflies, and birds visit a flowering garden.",
+            "Pruning helps shrubs keep a tidy shape.",
+            "A small balcony can still hold several pots of herbs.",
+            "Early mornings are the best time to water plants.",
+            "Picking your own vegetables is deeply satisfying.",
+        ),
+        (
+            "What would you plant in your own garden?",
+            "Have you ever grown vegetables from seed?",
+            "Do you enjoy working with soil?",
+        ),
+    ),
+    Topic(
+        "the desert",
+        (
+            "Deserts receive very little rain each year.",
+            "Days can be scorching, while nights turn surprisingly cold.",
+            "Cactus plants store water in their thick stems.",
+            "Sand dunes slowly shift shape with the wind.",
+            "Many desert animals sleep through the hottest hours.",
+            "Camels can walk for days without drinking.",
+            "An oasis forms where water reaches the surface.",
+            "Sudden storms can flood dry riverbeds within minutes.",
+            "The silence of a desert night feels enormous.",
+            "Travelers should carry extra water and cover their heads.",
+        ),
+        (
+            "Would you like to cross a desert on foot?",
+            "Have you ever seen sand dunes up close?",
+            "What would you pack for a desert trip?",
+        ),
+    ),
+    Topic(
+        "board games",
+        (
+            "Board games bring friends and family around one table.",
+            "Some games reward careful planning over luck.",
+            "Rolling dice adds a welcome touch of chance.",
+            "Learning the rules can take a whole evening.",
+            "Cooperative games ask players to win or lose together.",
+            "A close match often ends with loud laughter.",
+            "Classic games like chess have been played for centuries.",
+            "Card decks, tokens, and tiles fill the boxes of modern games.",
+            "Game nights are a cheap way to spend time together.",
+            "Losing gracefully is part of the fun.",
+        ),
+        (
+            "What is your favorite board game?",
+            "Do you prefer strategy games or party games?",
+            "Who usually wins when your family plays?",
+        ),
+    ),
+    Topic(
+        "volcanoes",
+        (
+            "Volcanoes form where molten rock rises from deep underground.",
+            "Lava can reach temperatures above a thousand degrees.",
+            "Ash clouds may drift across entire continents.",
+            "Some volcanoes have been quiet for thousands of years.",
+            "Volcanic soil is often very fertile.",
+            "Scientists watch for small earthquakes before an eruption.",
+            "New islands can grow from eruptions beneath the sea.",
+            "Hot springs, geysers, and steam vents appear near volcanic areas.",
+            "A sleeping volcano can still wake without much warning.",
+            "Cooled lava leaves behind dark and jagged rock.",
+        ),
+        (
+            "Would you like to see a volcano erupt from a safe distance?",
+            "Have you ever bathed in a hot spring?",
+            "Do you know of a volcano near your home?",
+        ),
+    ),
+    Topic(
+        "museums",
+        (
+            "Museums keep objects that tell the story of the past.",
+            "Curators decide how each exhibit is arranged.",
+            "A quiet gallery invites slow and careful looking.",
+            "Dinosaur skeletons are favorites with young visitors.",
+            "Many museums offer free entry on certain days.",
+            "Audio guides explain the history behind each piece.",
+            "Paintings, statues, and old maps fill the upper halls.",
+            "Restorers work for months to repair a damaged artwork.",
+            "Small local museums often hold surprising treasures.",
+            "A single visit is rarely enough to see everything.",
+        ),
+        (
+            "Which museum would you most like to visit?",
+            "Do you prefer art museums or science museums?",
+            "What exhibit has stayed in your memory?",
+        ),
+    ),
+    Topic(
+        "snow",
+        (
+            "Snow forms when water vapor freezes high in the clouds.",
+            "No two snowflakes are shaped exactly alike.",
+            "Fresh snow muffles sound and makes towns feel hushed.",
+            "Children build snowmen and throw snowballs in the park.",
+            "Heavy snowfall can close roads and schools.",
+            "Skiers wait eagerly for the first big storm.",
+            "Melting snow feeds rivers in the spring.",
+            "A thick blanket of snow protects plants from frost.",
+            "Shoveling the driveway is tiring, but good exercise.",
+            "Footprints in fresh snow show who passed by.",
+        ),
+        (
+            "Have you ever built a snowman?",
+            "Do you like skiing or sledding more?",
+            "What is the deepest snow you have seen?",
+        ),
+    ),
+    Topic(
+        "honeybees",
+        (
+            "Honeybees live in colonies of many thousands.",
+            "A single queen lays nearly all of the eggs.",
+            "Worker bees collect nectar and pollen from flowers.",
+            "Bees communicate by performing a waggle dance.",
+            "Honey is made from nectar that bees store in wax cells.",
+            "Many crops depend on bees for pollination.",
+            "Beekeepers wear veils, gloves, and light clothing.",
+            "A hive stays warm in winter as bees huddle together.",
+            "Losing bees would make many foods scarce.",
+            "Planting wildflowers gives bees more to eat.",
+        ),
+        (
+            "Have you ever tasted honey straight from a hive?",
+            "Would you like to keep bees yourself?",
+            "Which flowers do you think bees like best?",
+        ),
+    ),
+)
+
 #: Requests to which any constraint below can be added.
 BASE_PROMPTS = (
     "Write a few sentences about {topic}.",
@@ -351,25 +529,90 @@ INLINE_PROMPTS: dict[str, tuple[str, ...]] = {
     "min_words": ("Write about {topic} in at least {n} words.", "Describe {topic} in at least {n} words."),
 }
 
+#: Requests of the ``ood`` split (no train/test request is among them).
+OOD_BASE_PROMPTS = (
+    "Could you write something short on {topic}?",
+    "Give me your take on {topic}.",
+    "I'd like a brief passage on {topic}.",
+    "Put down some lines on {topic}.",
+    "Say something interesting about {topic}.",
+    "Compose a brief reflection on {topic}.",
+)
+OOD_LIST_PROMPTS = (
+    "Give me some key points on {topic}.",
+    "Sum up {topic} as a list.",
+    "Could you outline {topic} for me?",
+)
+#: How request and constraint are put together in ``ood`` prompts.
+OOD_LAYOUTS = (
+    "{request} {constraint}",
+    "{request}\nRule: {constraint}",
+    "Task: {request}\nConstraint: {constraint}",
+)
+#: The ``ood`` wording of every constraint, old kinds and ood-only kinds alike.
+OOD_CONSTRAINT_PHRASES: dict[str, tuple[str, ...]] = {
+    "max_words": ("No more than {n} words, please.", "Keep the reply within {n} words."),
+    "min_words": ("No fewer than {n} words, please.", "Let the reply run to {n} words or more."),
+    "include_word": ("Work the word '{word}' into your reply.", "Your reply has to contain the word '{word}'."),
+    "avoid_word": ("Steer clear of the word '{word}'.", "Leave the word '{word}' out entirely."),
+    "start_word": ("Open your reply with the word '{word}'.", "Let '{word}' be the very first word."),
+    "uppercase": ("Reply in all caps.", "Block capitals only."),
+    "lowercase": ("Write entirely in small letters.", "Reply in all lower case."),
+    "end_question": ("Close with a question for the reader.", "Make your last sentence a question."),
+    "bullets": ("Reply as a list of {n} bullets.", "Give exactly {n} bulleted items."),
+    "no_commas": ("Leave out every comma.", "Not a single comma may appear."),
+    # kinds that train/test never contain
+    "sentence_count": ("Write exactly {n} sentences.", "Your reply should be {n} sentences long."),
+    "title": (
+        "Give your reply a title wrapped in double angle brackets, like <<title>>.",
+        "Put a title in double angle brackets, such as <<My Title>>, above the text.",
+    ),
+    "postscript": (
+        "At the end, add a postscript starting with 'P.S.'",
+        "Finish with a postscript that begins with 'P.S.'",
+    ),
+}
+#: Constraint kinds of the ``ood`` split that train and test never contain.
+OOD_ONLY_KINDS = ("postscript", "sentence_count", "title")
+#: Opening words of ``start_word`` in the ``ood`` split (none is a train/test opening word).
+OOD_OPENING_WORDS = ("Truly", "Admittedly", "Notably", "Overall", "Generally", "Evidently", "Luckily", "Simply")
+
 #: How the judge recognises each constraint in a prompt.  The patterns are
 #: mutually exclusive over the phrasings above, so their order does not matter.
 CONSTRAINT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
-        ("max_words", r"\bat most (\w+) words?\b"),
-        ("min_words", r"\bat least (\w+) words?\b"),
-        ("bullets", r"\bexactly (\w+) bullet points?\b"),
-        ("include_word", r"\b(?:include|make sure to use|mention) the word '([^']+)'"),
-        ("avoid_word", r"\b(?:do not|don't|never) use the word '([^']+)'|\bavoid the word '([^']+)'"),
+        # Each pattern is the train/test wording, then (after "|") the ood wording of the kind.
+        ("max_words", r"\bat most (\w+) words?\b|\bno more than (\w+) words?\b|\bwithin (\w+) words?\b"),
+        ("min_words", r"\bat least (\w+) words?\b|\bno fewer than (\w+) words?\b|\b(\w+) words or more\b"),
+        ("bullets", r"\bexactly (\w+) bullet points?\b|\blist of (\w+) bullets\b|\bexactly (\w+) bulleted items\b"),
+        (
+            "include_word",
+            r"\b(?:include|make sure to use|mention) the word '([^']+)'"
+            r"|\bwork the word '([^']+)' into\b|\bcontain the word '([^']+)'",
+        ),
+        (
+            "avoid_word",
+            r"\b(?:do not|don't|never) use the word '([^']+)'|\bavoid the word '([^']+)'"
+            r"|\bsteer clear of the word '([^']+)'|\bleave the word '([^']+)' out\b",
+        ),
         (
             "start_word",
             r"\b(?:start|begin) your answer with the word '([^']+)'"
-            r"|\bfirst word of your answer must be '([^']+)'",
+            r"|\bfirst word of your answer must be '([^']+)'"
+            r"|\bopen your reply with the word '([^']+)'|\blet '([^']+)' be the very first word\b",
         ),
-        ("uppercase", r"\bcapital letters\b|\buppercase\b"),
-        ("lowercase", r"\blowercase\b"),
-        ("end_question", r"\b(?:end|finish) your answer with a question\b"),
-        ("no_commas", r"\bcommas\b"),
+        ("uppercase", r"\bcapital letters\b|\buppercase\b|\ball caps\b|\bblock capitals\b"),
+        ("lowercase", r"\blowercase\b|\bsmall letters\b|\blower case\b"),
+        (
+            "end_question",
+            r"\b(?:end|finish) your answer with a question\b|\bclose with a question\b|\blast sentence a question\b",
+        ),
+        ("no_commas", r"\bcommas\b|\bevery comma\b|\bsingle comma\b"),
+        # ood-only kinds
+        ("sentence_count", r"\bexactly (\w+) sentences?\b|\b(\w+) sentences? long\b"),
+        ("title", r"\bdouble angle brackets\b"),
+        ("postscript", r"\bpostscript\b"),
     )
 )
 
@@ -423,6 +666,21 @@ def _has_letters(text: str) -> bool:
     return any(char.isalpha() for char in text)
 
 
+def sentence_count(text: str) -> int:
+    """Sentences: pieces ending in ".", "!" or "?" before whitespace (or the end) that hold a letter or digit."""
+    return sum(1 for piece in re.split(r"(?<=[.!?])\s+", text.strip()) if re.search(r"[^\W_]", piece))
+
+
+def has_title(text: str) -> bool:
+    """A title in double angle brackets, <<like this>>, with a letter or digit inside."""
+    return re.search(r"<<[^<>\n]*[^\W_][^<>\n]*>>", text) is not None
+
+
+def has_postscript(text: str) -> bool:
+    """A "P.S." that begins a line or a sentence after some text of the answer."""
+    return re.search(r"[^\W_][\s\S]*?(?:\n|[.!?]\s)\s*P\.S\.", text) is not None
+
+
 #: Whether a response text satisfies a constraint, given the constraint's value.
 CHECKS: dict[str, Callable[[str, Any], bool]] = {
     "max_words": lambda text, n: word_count(text) <= n,
@@ -435,8 +693,11 @@ CHECKS: dict[str, Callable[[str, Any], bool]] = {
     "end_question": lambda text, _: text.rstrip()[-1:] == "?",
     "bullets": lambda text, n: bullet_count(text) == n,
     "no_commas": lambda text, _: "," not in text,
+    "sentence_count": lambda text, n: sentence_count(text) == n,
+    "title": lambda text, _: has_title(text),
+    "postscript": lambda text, _: has_postscript(text),
 }
-NUMERIC_KINDS = frozenset({"max_words", "min_words", "bullets"})
+NUMERIC_KINDS = frozenset({"max_words", "min_words", "bullets", "sentence_count"})
 
 
 def _parse_number(text: str) -> int:
@@ -516,7 +777,7 @@ class TopicWords:
         return [s for s in self.topic.statements if count_word(s, word) == 0]
 
 
-_TOPIC_WORDS = {topic.name: TopicWords(topic) for topic in TOPICS}
+_TOPIC_WORDS = {topic.name: TopicWords(topic) for topic in (*TOPICS, *OOD_TOPICS)}
 
 
 def _pick_word_value(rng: random.Random, topic: Topic, kind: str) -> str:
@@ -561,13 +822,13 @@ def _pair_avoid_word(rng: random.Random, topic: Topic, word: str) -> Pair:
     return _join(rng.sample(without_word, size)), _join(rejected)
 
 
-def _pair_start_word(rng: random.Random, topic: Topic, word: str) -> Pair:
+def _pair_start_word(rng: random.Random, topic: Topic, word: str, openings: Sequence[str] = OPENING_WORDS) -> Pair:
     def opened_with(opening: str) -> str:
         first, *rest = rng.sample(topic.statements, rng.randint(2, 3))
         return _join([f"{opening}, {_lower_first_letter(first)}", *rest])
 
     if rng.random() < 0.7:  # near miss: a different opening word of the same kind
-        rejected = opened_with(rng.choice([w for w in OPENING_WORDS if w != word]))
+        rejected = opened_with(rng.choice([w for w in openings if w != word]))
     else:
         rejected = _join(rng.sample(topic.statements, rng.randint(2, 3)))
     return opened_with(word), rejected
@@ -641,6 +902,59 @@ CONSTRAINT_KINDS: dict[str, ConstraintKind] = {
 }
 
 
+# -- the ood split: new kinds, wordings and topics ----------------------------------
+
+
+def _pair_sentence_count(rng: random.Random, topic: Topic, count: int) -> Pair:
+    # The near miss: one sentence too many or too few.
+    wrong_count = count + 1 if count == 1 or rng.random() < 0.5 else count - 1
+    return _join(rng.sample(topic.statements, count)), _join(rng.sample(topic.statements, wrong_count))
+
+
+#: Titles for the ``title`` kind; ``{name}`` is the topic with a capital first letter.
+TITLE_PATTERNS = ("{name}", "A Few Words on {name}", "Notes on {name}", "All About {name}", "Thinking About {name}")
+
+
+def _pair_title(rng: random.Random, topic: Topic, _: None) -> Pair:
+    name = " ".join(word.capitalize() for word in topic.name.split())
+    title = rng.choice(TITLE_PATTERNS).format(name=name)
+    body = _join(rng.sample(topic.statements, rng.randint(2, 3)))
+    # The near miss: the same title in single brackets, bold, or on its own line.
+    wrong_title = rng.choice((f"<{title}>", f"**{title}**", title))
+    return f"<<{title}>>\n{body}", f"{wrong_title}\n{body}"
+
+
+def _pair_postscript(rng: random.Random, topic: Topic, _: None) -> Pair:
+    body, extra = _join(rng.sample(topic.statements, rng.randint(2, 3))), rng.choice(topic.questions)
+    # The near miss: the afterthought is there, but not marked as a postscript.
+    unmarked = rng.choice((f"{body}\n\n{extra}", f"{body} {extra}", f"{body}\n\nNote: {extra}"))
+    return f"{body}\n\nP.S. {extra}", unmarked
+
+
+#: Every kind of the ``ood`` split: the train/test kinds (drawn with ood values where they name
+#: words) and the ood-only kinds.
+OOD_CONSTRAINT_KINDS: dict[str, ConstraintKind] = {
+    **CONSTRAINT_KINDS,
+    "start_word": ConstraintKind(
+        lambda rng, _: rng.choice(OOD_OPENING_WORDS),
+        lambda rng, topic, word: _pair_start_word(rng, topic, word, OOD_OPENING_WORDS),
+    ),
+    "sentence_count": ConstraintKind(lambda rng, _: rng.randint(2, 5), _pair_sentence_count),
+    "title": ConstraintKind(lambda rng, _: None, _pair_title),
+    "postscript": ConstraintKind(lambda rng, _: None, _pair_postscript),
+}
+OOD_KINDS: tuple[str, ...] = tuple(sorted(OOD_CONSTRAINT_KINDS))
+
+
+def _write_ood_prompt(rng: random.Random, kind: str, topic: Topic, value: int | str | None) -> str:
+    number = value
+    if kind in ("bullets", "sentence_count") and rng.random() < 0.5:
+        number = WORD_FOR_NUMBER[int(value)]  # type: ignore[arg-type]
+    constraint = rng.choice(OOD_CONSTRAINT_PHRASES[kind]).format(n=number, word=value)
+    request = rng.choice(OOD_LIST_PROMPTS if kind == "bullets" else OOD_BASE_PROMPTS).format(topic=topic.name)
+    return rng.choice(OOD_LAYOUTS).format(request=request, constraint=constraint)
+
+
 def _write_prompt(rng: random.Random, kind: str, topic: Topic, value: int | str | None) -> str:
     if kind in INLINE_PROMPTS and rng.random() < 0.25:
         return rng.choice(INLINE_PROMPTS[kind]).format(topic=topic.name, n=value)
@@ -658,6 +972,7 @@ class ConstraintsTask(Task):
     """Write about a topic while following one verifiable constraint."""
 
     name = "constraints"
+    ood_kinds = OOD_KINDS
 
     def sample(self, rng: random.Random) -> Example:
         while True:
@@ -671,6 +986,23 @@ class ConstraintsTask(Task):
         chosen, rejected = pair
         return Example(
             prompt=_write_prompt(rng, kind, topic, value),
+            chosen=chosen,
+            rejected=rejected,
+            reference=chosen,
+            extra={"kind": kind, "topic": topic.name},
+        )
+
+    def sample_ood(self, rng: random.Random, kind: str) -> Example:
+        spec = OOD_CONSTRAINT_KINDS[kind]
+        while True:
+            topic = rng.choice(OOD_TOPICS)
+            value = spec.pick_value(rng, topic)
+            pair = spec.make_pair(rng, topic, value)
+            if pair is not None:
+                break
+        chosen, rejected = pair
+        return Example(
+            prompt=_write_ood_prompt(rng, kind, topic, value),
             chosen=chosen,
             rejected=rejected,
             reference=chosen,
