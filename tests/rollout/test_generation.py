@@ -88,3 +88,23 @@ def test_cache_keyword_sees_through_peft(tiny):
     model, _ = tiny
     wrapped = peft.get_peft_model(load_causal_lm("tiny"), peft.LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM"))
     assert cache_keyword(wrapped) == cache_keyword(model) == cache_keyword(model.get_decoder())
+
+
+def test_reward_model_shared_prompt_forward_uses_the_cache_api():
+    """The reward model's shared-prompt forward (each prompt's KV cache repeated for its responses)
+    gives the full-sequence rewards and raises no FutureWarning about `past_key_values`."""
+    import warnings
+
+    from prefrl.models.heads import ScalarRewardModel
+    from prefrl.models.loading import load_sequence_classifier
+
+    model = ScalarRewardModel(load_sequence_classifier("tiny", pad_token_id=3)).eval()
+    prompt, responses = [10, 11, 12], [[20, 21], [30, 31, 32, 33]]
+    prompt_ids, prompt_mask = torch.tensor([prompt]), torch.ones(1, 3, dtype=torch.long)
+    response_ids = torch.tensor([[20, 21, 3, 3], [30, 31, 32, 33]])
+    response_mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("error", FutureWarning)
+        shared = model(prompt_ids, prompt_mask, response_ids, response_mask)
+        full = torch.cat([model(torch.tensor([prompt + r]), torch.ones(1, 3 + len(r), dtype=torch.long)) for r in responses])
+    torch.testing.assert_close(shared, full, rtol=1e-4, atol=1e-5)

@@ -49,11 +49,12 @@ class ScalarRewardModel(nn.Module):
         attend to them through the cache: the same numbers as G full sequences, with the prompt's
         share of the compute paid once instead of G times.
         """
-        from prefrl.models.policy import position_ids_from_mask
+        from prefrl.models.policy import cache_keyword, new_kv_cache, position_ids_from_mask
 
         group = response_ids.shape[0] // prompt_ids.shape[0]
-        prefix = self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True)
-        cache = prefix.past_key_values
+        # transformers' Cache API: our own DynamicCache, filled in place (no deprecated keyword).
+        cache, keyword = new_kv_cache(self.backbone), cache_keyword(self.backbone)
+        self.backbone(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=position_ids_from_mask(prompt_mask), use_cache=True, **{keyword: cache})
         cache.batch_repeat_interleave(group)
         prompt_mask = prompt_mask.repeat_interleave(group, dim=0)
         positions = prompt_mask.sum(-1, keepdim=True) + torch.arange(response_ids.shape[1], device=response_ids.device)
@@ -61,8 +62,8 @@ class ScalarRewardModel(nn.Module):
             input_ids=response_ids,
             attention_mask=torch.cat([prompt_mask, response_mask], dim=-1),
             position_ids=positions,
-            past_key_values=cache,
             use_cache=True,
+            **{keyword: cache},
         ).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         return hidden[rows, last_token_index(response_mask)]
