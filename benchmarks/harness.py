@@ -17,6 +17,10 @@ from importlib.metadata import version as _version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every framework a benchmark starts (prefrl, TRL) gets the same thread policy as a prefrl run: idle
+# OpenMP threads sleep, so a benchmark beside other work degrades by ≤ 1.4× instead of 2.5× or worse
+# (docs/benchmarks.md, "Threads on a busy machine"). Children inherit it; it must precede torch's import.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def version(name: str) -> str:

@@ -83,8 +83,9 @@ def main() -> None:
                 for it in result["iterations"]:
                     print(json.dumps({"task": task, "oracle": oracle_name, "method": method, **it}), flush=True)
                     lines.append(
-                        f"| {task} | {oracle_name} | {method} | {it['iteration']} | {it['gold_win_rate']:.3f} [{it['gold_win_rate_ci_low']:.2f}–{it['gold_win_rate_ci_high']:.2f}] | "
-                        f"{it['gold_reward']:.3f} | {minutes:.1f} |"
+                        f"| {task} | {oracle_name} | {method} | {it['iteration']} | {it['eval/gold_vs_initial/win_rate']:.3f} "
+                        f"[{it['eval/gold_vs_initial/win_rate_ci_low']:.2f}–{it['eval/gold_vs_initial/win_rate_ci_high']:.2f}] | "
+                        f"{it['eval/gold_reward']:.3f} | {minutes:.1f} |"
                     )
     lines.append(f"\ntotal wall time {(time.perf_counter() - started) / 60:.1f} min")
     table = "\n".join(lines)

@@ -20,7 +20,7 @@ def series(run_dir, key):
 @pytest.mark.parametrize("recipe", ["grpo", "rloo"])
 def test_cli_runs_with_the_gold_judge_by_default(tmp_path, recipe):
     run = tmp_path / recipe
-    assert main(["train", recipe, "model=tiny", "data=arithmetic", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "progress=false"]) == 0
+    assert main(["train", recipe, "model=tiny", "data=arithmetic", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "kl_coef=0.04", "progress=false"]) == 0
     metrics = read_metrics(run)
     for key in ("train/reward", "train/gold_reward", "policy/kl_to_reference", "policy/entropy", "policy/clip_fraction", "policy/approx_kl", "policy/response_length", "eval/gold_reward"):
         assert any(key in m for m in metrics), key
@@ -48,7 +48,7 @@ def test_a_trained_reward_model_is_the_proxy_and_gold_is_logged_beside_it(tmp_pa
 
 def test_lora_policy_uses_the_base_weights_as_reference(tmp_path):
     run = tmp_path / "lora"
-    train_group_policy(GRPOConfig(output_dir=str(run), max_steps=2, lora_r=4, lr=1e-2, **SMALL))
+    train_group_policy(GRPOConfig(output_dir=str(run), max_steps=2, lora_r=4, lr=1e-2, kl_coef=0.04, **SMALL))
     kl = series(run, "policy/kl_to_reference")
     assert kl[0] == pytest.approx(0.0, abs=1e-6)  # adapter starts at zero: policy = reference
     assert (run / "model" / "config.json").is_file() and not (run / "model" / "adapter_config.json").exists()

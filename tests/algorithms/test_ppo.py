@@ -27,7 +27,7 @@ def test_per_token_rewards_put_the_score_on_the_last_token():
 
 def test_cli_runs(tmp_path):
     run = tmp_path / "ppo"
-    assert main(["train", "ppo", "model=tiny", "data=arithmetic", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "ppo_epochs=2", "progress=false"]) == 0
+    assert main(["train", "ppo", "model=tiny", "data=arithmetic", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "ppo_epochs=2", "kl_coef=0.05", "progress=false"]) == 0
     metrics = read_metrics(run)
     for key in ("policy/value_loss", "policy/explained_variance", "train/gold_reward", "policy/kl_to_reference", "eval/gold_reward"):
         assert any(key in m for m in metrics), key

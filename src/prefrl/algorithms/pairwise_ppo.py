@@ -33,7 +33,8 @@ ANCHOR_FILE = "anchors.json"
 
 @dataclass
 class PairwisePPOConfig(PPOConfig):
-    """Pairwise PPO: reward = P(y ≻ anchor | x) from a pairwise judge; the value model sees the anchor."""
+    """Pairwise PPO: reward = P(y ≻ anchor | x) from a pairwise judge; the value model sees the anchor.
+    Defaults (PPO's) tuned for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores (docs/benchmarks.md)."""
 
     output_dir: str = option("runs/pairwise-ppo", "Run directory.")
     judge: str = option("", "Pairwise preference model: a run directory of `prefrl train pairwise-rm`, or gold:TASK.")

@@ -24,7 +24,7 @@ from prefrl.data.records import PromptRecord
 from prefrl.data.tasks import is_task
 from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
-from prefrl.engine.threads import has_fast_bf16
+from prefrl.engine.threads import default_bf16
 from prefrl.errors import ConfigError
 from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, mean_score, prompt_kind
 from prefrl.models.loading import load_causal_lm, load_tokenizer
@@ -50,7 +50,7 @@ class PolicyConfig(TrainConfig):
     lr: float = option(2e-5, "Peak learning rate (AdamW).")
     warmup_ratio: float = option(0.0, "Fraction of the optimizer steps spent warming the learning rate up.")
     lr_scheduler: str = option("constant", "Decay after warm-up: cosine, linear or constant.")
-    bf16: bool = option(has_fast_bf16(), "bfloat16 autocast (weights and optimizer stay float32); default: on where the GPU or CPU has bf16 units.")
+    bf16: bool = option(default_bf16(), "bfloat16 autocast (weights and optimizer stay float32); default: on where the GPU or CPU has bf16 units ($PREFRL_DEFAULT_BF16=0|1 overrides).")
     reward_model: str = option("", "Reward: a pointwise preference model's run directory; empty uses the task's gold judge.")
     num_generations: int = option(8, "Samples per prompt (K).")
     max_new_tokens: int = option(64, "Longest sampled response (64 tokens fit every `constraints` kind, 40 words included).")

@@ -62,3 +62,17 @@ def has_fast_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+DEFAULT_BF16_VARIABLE = "PREFRL_DEFAULT_BF16"
+
+
+def default_bf16() -> bool:
+    """The policy recipes' default for `bf16`: $PREFRL_DEFAULT_BF16 (0/1) when set — the test suite
+    sets 0 so its numbers are the same on every machine — else `has_fast_bf16()`."""
+    value = os.environ.get(DEFAULT_BF16_VARIABLE, "").strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    return has_fast_bf16()
