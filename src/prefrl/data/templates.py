@@ -1,34 +1,72 @@
 """Render prompts and responses to text with the model's chat template (one place for it).
 
-Conversational rows go through `tokenizer.apply_chat_template`; standard rows are plain text, as in
-TRL: the prompt as written, then the response, then the end-of-sequence token.
+One rule for plain-string ("standard") and chat-message ("conversational") rows
+---------------------------------------------------------------------------------
+A row is rendered from its *content*, not from its format, so the same pair gives the same token ids
+whichever way it is written:
+
+* A plain-string prompt is one user message, ``[{"role": "user", "content": prompt}]``; a plain-string
+  response is one assistant message.  With a tokenizer that has a chat template (SmolLM2, the built-in
+  ``tiny``) both formats are rendered by ``tokenizer.apply_chat_template``: the prompt with the
+  generation prompt (the assistant turn's header), the prompt and response as one conversation that
+  ends with the template's end-of-turn marker.
+* With a tokenizer that has no chat template both formats are plain text: a single user message is its
+  content (exactly the plain string), a longer conversation is "Role: content" lines followed by
+  "Assistant: "; a response is its text (the last message's content) followed by the EOS token.
+
+So ``{"prompt": "Hi", "chosen": "Hello", ...}`` and ``{"prompt": [{"role": "user", "content": "Hi"}],
+"chosen": [{"role": "assistant", "content": "Hello"}], ...}`` are tokenised identically everywhere
+prefrl renders a row (reward models, DPO-family losses, rollouts and evaluation).  Before this rule a
+plain string skipped the chat template, and the same pairs scored differently as strings and as
+messages (0.555 vs 0.625 with one Bradley–Terry model).  A string that carries its own dialogue
+markup (HH-RLHF's "\n\nHuman: … \n\nAssistant:") is still one user message: its markup is kept as
+text inside the chat template.  A preference model records the format it was trained on, and
+evaluating it on the other format warns (see prefrl.preference.base).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefrl.data.records import Text
+from prefrl.data.records import Message, Text
 
 
-def _as_assistant(response: Text) -> list[dict[str, str]]:
-    return response if isinstance(response, list) else [{"role": "assistant", "content": response}]
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer renders chats with a template of its own."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def as_user_messages(prompt: Text) -> list[Message]:
+    """A prompt as chat messages: a plain string is one user message."""
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def _as_assistant(response: Text) -> list[Message]:
+    return list(response) if isinstance(response, list) else [{"role": "assistant", "content": response}]
+
+
+def _plain_prompt(prompt: Text) -> str:
+    """A prompt as plain text (tokenizers without a chat template): a string as is, a single user
+    message as its content, a longer conversation as "Role: content" lines and "Assistant: "."""
+    if isinstance(prompt, str):
+        return prompt
+    if len(prompt) == 1 and prompt[0]["role"] == "user":
+        return prompt[0]["content"]
+    return flatten_conversation(prompt) + "\nAssistant: "
 
 
 def render_prompt(tokenizer: Any, prompt: Text) -> str:
-    """The text a policy continues: the chat up to the assistant's turn, or the raw prompt."""
-    if isinstance(prompt, list):
-        return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    return prompt
+    """The text a policy continues: the chat up to the assistant's turn (plain text without a template)."""
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(as_user_messages(prompt), tokenize=False, add_generation_prompt=True)
+    return _plain_prompt(prompt)
 
 
 def render_conversation(tokenizer: Any, prompt: Text, response: Text) -> str:
-    """Prompt and response as one text, ending with the end-of-turn marker."""
-    if isinstance(prompt, list):
-        return tokenizer.apply_chat_template(prompt + _as_assistant(response), tokenize=False)
-    if isinstance(response, list):
-        response = response[-1]["content"]
-    return prompt + response + (tokenizer.eos_token or "")
+    """Prompt and response as one text, ending with the end-of-turn marker (EOS without a template)."""
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(as_user_messages(prompt) + _as_assistant(response), tokenize=False)
+    return _plain_prompt(prompt) + response_text(response) + (tokenizer.eos_token or "")
 
 
 def flatten_conversation(text: Text) -> str:
