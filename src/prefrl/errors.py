@@ -19,3 +19,7 @@ class ModelNotFoundError(PrefrlError):
 
 class NonFiniteLossError(PrefrlError):
     """A NaN or infinite loss, caught before the optimizer step could poison the weights."""
+
+
+class RunDirectoryError(PrefrlError):
+    """An output_dir another run holds (its lock) or has filled (its checkpoints)."""

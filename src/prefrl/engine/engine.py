@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -31,7 +32,7 @@ from prefrl.engine import checkpoint as ckpt
 from prefrl.engine.metrics import MetricsWriter
 from prefrl.engine.progress import ProgressBar
 from prefrl.engine.threads import configure_threads
-from prefrl.errors import ConfigError, NonFiniteLossError
+from prefrl.errors import ConfigError, NonFiniteLossError, PrefrlError, RunDirectoryError
 
 LossFn = Callable[[torch.nn.Module, Any], "tuple[torch.Tensor, dict[str, Any]]"]
 WeightFn = Callable[[Any], float]  # how many units (examples, tokens) a micro-batch's mean loss averages over
@@ -45,6 +46,31 @@ def _trackers(report_to: str) -> list[str]:
 def has_accelerator_device() -> bool:
     accelerator = getattr(torch, "accelerator", None)
     return bool(accelerator.is_available()) if accelerator is not None else torch.cuda.is_available()
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> int:
+    """Hugging Face gradient checkpointing (non-reentrant) on every HF model inside `model` — the
+    language model under a reward head, a value head, a LoRA wrapper —, the outermost ones only.
+    Returns how many it found. Non-reentrant checkpointing needs no input that requires grad (so it
+    works with frozen embeddings and LoRA) and gives the same gradients as keeping the activations."""
+    from transformers import PreTrainedModel
+
+    found = 0
+
+    def visit(module: torch.nn.Module) -> None:
+        nonlocal found
+        if isinstance(module, PreTrainedModel) and getattr(module, "supports_gradient_checkpointing", False):
+            if hasattr(module, "activation_checkpointing_enable"):  # transformers ≥ 5.x's name; the old one warns
+                module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            found += 1
+            return
+        for child in module.children():
+            visit(child)
+
+    visit(model)
+    return found
 
 
 def no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
@@ -70,6 +96,11 @@ class Engine:
             cpu=not has_accelerator_device(),
         )
         world = self.accelerator.num_processes
+        if self.accelerator.distributed_type.value == "DEEPSPEED" and config.gradient_accumulation_steps > 1:
+            raise ConfigError(
+                "gradient_accumulation_steps > 1 under DeepSpeed: accelerate's backward steps the DeepSpeed engine after every "
+                "micro-batch, so prefrl's accumulation would not hold. Use gradient_accumulation_steps=1 and a larger batch_size."
+            )
         if config.batch_size % world:
             raise ConfigError(f"batch_size={config.batch_size} must be divisible by the number of processes ({world})")
         self.step = 0  # the recipe's step: a batch of data, or a rollout and its updates
@@ -78,6 +109,8 @@ class Engine:
         self.model: torch.nn.Module | None = None
         self.optimizer = None
         self.scheduler = None
+        self.run_lock: ckpt.RunLock | None = None
+        self._on_main(self._claim_run_directory)
         self.resume_dir = self._find_resume_dir()
         set_seed(config.seed)
 
@@ -89,6 +122,66 @@ class Engine:
     def print(self, *args: Any) -> None:
         self.accelerator.print(*args)
 
+    def _on_main(self, action: Callable[[], None]) -> None:
+        """Run a start-up check on the main process; if it fails, every process raises (none hangs)."""
+        problem: PrefrlError | None = None
+        if self.is_main:
+            try:
+                action()
+            except PrefrlError as error:
+                problem = error
+        failed = self.mean_over_processes({"failed": float(problem is not None)})["failed"]
+        if problem is not None:
+            raise problem
+        if failed:
+            raise RunDirectoryError(f"output_dir {str(self.output_dir)!r}: the main process stopped at start-up (its error says why)")
+
+    def _claim_run_directory(self) -> None:
+        """One run per directory. An existing output_dir is locked now, before data and models load;
+        a new one is created and locked by `start_run` (so a run that fails validation leaves none).
+        A directory holding another run's checkpoints is refused unless resume=true (continue it) or
+        overwrite=true (`start_run` clears it)."""
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise RunDirectoryError(f"output_dir {str(self.output_dir)!r} is a file, not a directory")
+        if not self.output_dir.is_dir():
+            return
+        self._lock_run_directory()
+        try:
+            self._check_earlier_run()
+        except PrefrlError:
+            self._release_run_lock()
+            raise
+
+    def _lock_run_directory(self) -> None:
+        lock = ckpt.RunLock(self.output_dir).acquire()
+        self.run_lock = lock
+        self._lock_finalizer = weakref.finalize(self, lock.release)  # released when the run ends or the engine goes
+        if lock.took_over:
+            self.print(f"[{self.recipe}] {self.output_dir}: took over the lock of pid {lock.took_over}, which is no longer running")
+
+    def _release_run_lock(self) -> None:
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
+
+    def _check_earlier_run(self) -> None:
+        checkpoints = ckpt.list_checkpoints(self.output_dir)
+        if not checkpoints or self.config.overwrite:
+            return
+        newest = checkpoints[-1][1]
+        if not self.config.resume:
+            raise RunDirectoryError(
+                f"output_dir {str(self.output_dir)!r} holds another run's checkpoints ({', '.join(p.name for _, p in checkpoints)}). "
+                "resume=true continues that run; overwrite=true deletes its checkpoints and metrics and starts afresh; "
+                "or choose another output_dir."
+            )
+        recipe = ckpt.read_trainer_state(newest).get("recipe")
+        if recipe is not None and recipe != self.recipe:
+            raise RunDirectoryError(
+                f"output_dir {str(self.output_dir)!r}: resume=true, but its checkpoint {newest.name} is from a {recipe!r} run, "
+                f"not {self.recipe!r}. Use overwrite=true to start afresh, or choose another output_dir."
+            )
+
     def _find_resume_dir(self) -> Path | None:
         if not self.config.resume:
             return None
@@ -97,10 +190,23 @@ class Engine:
             self.print(f"resume=true but {self.output_dir} has no checkpoint yet: starting from step 0")
         return found
 
-    def start_run(self) -> None:
-        """Create the run directory, print and save the resolved config, open metrics/trackers."""
-        if self.is_main:
+    def _open_run_directory(self) -> None:
+        """Main process, at start_run: create and lock a new directory (a run that raced us to it
+        is caught here), clear an earlier run for overwrite=true, drop staging left by killed writes."""
+        if self.run_lock is None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_run_directory()
+            self._check_earlier_run()
+        if self.config.overwrite and not self.config.resume:
+            cleared = ckpt.clear_run(self.output_dir)
+            if cleared:
+                self.print(f"[{self.recipe}] overwrite=true: removed the earlier run's {', '.join(cleared)} from {self.output_dir}")
+        ckpt.remove_stale_staging(self.output_dir)
+
+    def start_run(self) -> None:
+        """Create and lock the run directory, print and save the resolved config, open metrics/trackers."""
+        self._on_main(self._open_run_directory)
+        if self.is_main:
             save_config(self.config, self.output_dir / "config.yaml")
             self.print(f"[{self.recipe}] resolved config:\n{format_config(self.config)}")
         self.accelerator.wait_for_everyone()
@@ -143,6 +249,9 @@ class Engine:
             num_warmup_steps=int(config.warmup_ratio * self.total_steps * updates_per_step),
             num_training_steps=self.total_steps * updates_per_step,
         )
+        if getattr(config, "gradient_checkpointing", False):
+            count = enable_gradient_checkpointing(model)
+            self.print(f"[{self.recipe}] gradient checkpointing on {count} model(s)" if count else f"[{self.recipe}] gradient_checkpointing: no Hugging Face model in this module; nothing to checkpoint")
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         if self.resume_dir is not None:
             self.accelerator.load_state(str(self.resume_dir))
@@ -263,7 +372,7 @@ class Engine:
         """Model, optimizer, scheduler, every process's RNG, and the trainer state, written atomically."""
         staging = ckpt.staging_path(self.output_dir, self.step)
         if self.is_main:
-            staging.mkdir(parents=True, exist_ok=True)
+            ckpt.fresh_staging(staging)  # never reuse one a killed write left (stray files would be published)
         self.accelerator.wait_for_everyone()
         # accelerate warns that it drops the tied output embedding when saving; it re-ties on load.
         with quiet_logger("accelerate"):
@@ -285,6 +394,7 @@ class Engine:
         if _trackers(self.config.report_to):
             self.accelerator.end_training()
         self.accelerator.wait_for_everyone()
+        self._release_run_lock()
 
     def progress(self, description: str) -> ProgressBar:
         return ProgressBar(description, total=self.total_steps, completed=self.step, enabled=self.is_main and self.config.progress)
