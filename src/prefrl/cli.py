@@ -1,7 +1,9 @@
 """`prefrl` command line: train, eval, data, demo.
 
-    prefrl train reward [--config FILE.yaml] [key=value ...]
-    prefrl eval preference --model DIR --data TASK|PATH [--json]
+    prefrl train RECIPE [--config FILE.yaml] [key=value | --key value | --key=value ...] [--json]
+    prefrl train --help                       # the recipes, one line each
+    prefrl train RECIPE --help                # a recipe's keys
+    prefrl eval preference --model DIR --data TASK|PATH [--num N] [--json]
     prefrl data export TASK --n N --split train|test --out FILE.jsonl
     prefrl demo
 """
@@ -11,21 +13,150 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
-from prefrl.errors import PrefrlError
+from prefrl.errors import ConfigError, PrefrlError
+
+TRAIN_USAGE = "usage: prefrl train RECIPE [--config FILE.yaml] [key=value | --key value | --key=value ...] [--json]"
+BOOL_WORDS = ("true", "false", "1", "0", "yes", "no", "on", "off")
 
 
-def _train(args: argparse.Namespace) -> int:
+# ---- prefrl train ---------------------------------------------------------------------------------
+@dataclass
+class TrainArgs:
+    recipe: str | None = None
+    config: str | None = None
+    json: bool = False
+    help: bool = False
+    overrides: list[str] = field(default_factory=list)
+
+
+def _summary(cls: type) -> str:
+    """A recipe's one line: the first sentence of its config's docstring."""
+    paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+    end = paragraph.find(". ")
+    return paragraph if end < 0 else paragraph[: end + 1]
+
+
+def recipes_help() -> str:
     from prefrl.algorithms import RECIPES
-    from prefrl.config import config_help, load_config
 
+    width = max(map(len, RECIPES))
+    lines = [TRAIN_USAGE, "", "recipes:"]
+    lines += [f"  {name:<{width}}  {_summary(cls)}" for name, (cls, _) in RECIPES.items()]
+    lines += ["", "prefrl train RECIPE --help lists a recipe's keys. TRL's names are accepted too (learning_rate, beta, ...; README: TRL names)."]
+    return "\n".join(lines)
+
+
+def _is_bool_key(key: str, recipe: str | None) -> bool:
+    """Whether `--key` with no value means key=true: a bool key of the recipe (of any recipe if not named yet)."""
+    import typing
+
+    from prefrl.algorithms import RECIPES
+    from prefrl.config import resolve_key
+
+    classes = [RECIPES[recipe][0]] if recipe in RECIPES else [cls for cls, _ in RECIPES.values()]
+    for cls in classes:
+        name = resolve_key(key, cls)
+        if name is not None and typing.get_type_hints(cls)[name] is bool:
+            return True
+    return False
+
+
+def parse_train_args(tokens: Sequence[str]) -> TrainArgs:
+    """`prefrl train`'s arguments, in any order: the recipe, `--config FILE` (or `--config=FILE`),
+    overrides as `key=value`, `--key=value` or `--key value` (a bool key alone means true),
+    `--json`, `--help`."""
+    from prefrl.algorithms import RECIPES
+    from prefrl.config import normalise_key
+
+    args = TrainArgs()
+    tokens = list(tokens)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token in ("-h", "--help"):
+            args.help = True
+        elif token == "--json":
+            args.json = True
+        elif token == "--config" or token.startswith("--config="):
+            if "=" in token:
+                value = token.split("=", 1)[1]
+            elif following is None or following.startswith("--"):
+                raise ConfigError("--config needs a file: --config FILE.yaml")
+            else:
+                value, index = following, index + 1
+            if args.config is not None:
+                raise ConfigError(f"--config given twice ({args.config!r} and {value!r}); one config file per run")
+            if not value:
+                raise ConfigError("--config needs a file: --config FILE.yaml")
+            args.config = value
+        elif token.startswith("--"):
+            body = token[2:]
+            if "=" in body:
+                args.overrides.append(body)
+            else:
+                key = normalise_key(body)
+                if not key:
+                    raise ConfigError(f"{token!r} is not an option; overrides are key=value, --key=value or --key value")
+                if _is_bool_key(key, args.recipe or next((t for t in tokens if t in RECIPES), None)):
+                    if following is not None and following.lower() in BOOL_WORDS:
+                        args.overrides.append(f"{key}={following}")
+                        index += 1
+                    else:
+                        args.overrides.append(f"{key}=true")
+                elif following is None or following.startswith("--"):
+                    raise ConfigError(f"{token} needs a value: {token} VALUE, {token}=VALUE or {key}=VALUE")
+                else:
+                    args.overrides.append(f"{key}={following}")
+                    index += 1
+        elif token.startswith("-") and token != "-" and not _is_number(token):
+            raise ConfigError(f"unknown option {token!r}; overrides are key=value, --key=value or --key value")
+        elif "=" in token:
+            args.overrides.append(token)
+        elif args.recipe is None:
+            args.recipe = token
+        else:
+            raise ConfigError(f"unexpected argument {token!r} after the recipe {args.recipe!r}: overrides are key=value, --key=value or --key value")
+        index += 1
+    return args
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _train(tokens: Sequence[str]) -> int:
+    import difflib
+
+    from prefrl.algorithms import RECIPES
+    from prefrl.config import TRL_ALIASES, config_fields, config_help, load_config
+
+    args = parse_train_args(tokens)
+    if args.recipe is None:
+        if args.help:
+            print(recipes_help())
+            return 0
+        print(recipes_help(), file=sys.stderr)
+        raise ConfigError("name a recipe: prefrl train RECIPE [key=value ...]")
     if args.recipe not in RECIPES:
-        raise PrefrlError(f"unknown recipe {args.recipe!r}; available: {', '.join(sorted(RECIPES))}")
+        close = difflib.get_close_matches(args.recipe, list(RECIPES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown recipe {args.recipe!r}.{hint}\n{recipes_help()}")
     config_class, train = RECIPES[args.recipe]
-    if args.help_keys:
-        print(f"prefrl train {args.recipe}: {config_class.__doc__}\n\nkeys (set with key=value or in --config FILE.yaml):")
+    if args.help:
+        print(f"prefrl train {args.recipe}: {config_class.__doc__}\n\nkeys (set with key=value, --key value or in --config FILE.yaml):")
         print(config_help(config_class))
+        fields = config_fields(config_class)
+        aliases = [f"{trl} → {key}" for trl, key in TRL_ALIASES.items() if key in fields and trl not in fields]
+        if aliases:
+            print(f"\nTRL's names accepted: {', '.join(aliases)}")
         return 0
     config = load_config(config_class, args.config, args.overrides)
     result = train(config)
@@ -34,20 +165,43 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- prefrl eval ----------------------------------------------------------------------------------
+def _eval_rows(args: argparse.Namespace, load: Callable[..., list], task_default: int) -> tuple[list, str, dict[str, Any]]:
+    """The rows `eval` scores: every row of a file (of its --split if given) or of a dataset's split,
+    `--num` generated rows of a built-in task; `--num N` keeps the first N. Also a phrase saying which."""
+    from prefrl.data.loaders import ALL_ROWS, is_file_source
+    from prefrl.data.tasks import is_task
+
+    if args.num is not None and args.num < 0:
+        raise ConfigError(f"--num must be 0 or more, got {args.num}")
+    if is_task(args.data):
+        split = args.split or "test"
+        count = args.num or task_default
+        rows = load(args.data, split, args.data_seed, count)
+        return rows, f"{len(rows)} generated rows of task {args.data!r} [{split}]", {"split": split, "num_scored": len(rows)}
+    split = args.split or (ALL_ROWS if is_file_source(args.data) else "test")
+    rows = load(args.data, split, args.data_seed, 0)
+    total = len(rows)
+    if args.num:
+        rows = rows[: args.num]
+    which = "every row" if len(rows) == total else f"the first {len(rows)} of {total} rows (--num {args.num})"
+    return rows, f"{which} of {args.data} [{split}]", {"split": split, "num_scored": len(rows), "num_rows": total}
+
+
 def _eval_preference(args: argparse.Namespace) -> int:
     from prefrl.data.loaders import load_preference_pairs
     from prefrl.eval.preference import evaluate_preference
     from prefrl.preference import load_preference_model
 
-    pairs = load_preference_pairs(args.data, args.split, args.data_seed, args.num)  # validate data before loading a model
+    pairs, which, info = _eval_rows(args, load_preference_pairs, task_default=200)  # validate data before loading a model
     model = load_preference_model(args.model, n_thoughts=args.n_thoughts)
     metrics = evaluate_preference(model, pairs, batch_size=args.batch_size)
     if args.json:
-        print(json.dumps({"model": args.model, "data": args.data, "split": args.split, **metrics}, indent=2))
+        print(json.dumps({"model": args.model, "data": args.data, **info, **metrics}, indent=2))
     else:
         print(
             f"accuracy {metrics['accuracy']:.3f} (95% CI {metrics['accuracy_ci_low']:.3f}–{metrics['accuracy_ci_high']:.3f}) "
-            f"on {metrics['num_pairs']} pairs of {args.data} [{args.split}]; Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}"
+            f"on {metrics['num_pairs']} pairs; Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}\nscored {which}"
         )
     return 0
 
@@ -57,18 +211,19 @@ def _eval_winrate(args: argparse.Namespace) -> int:
     from prefrl.eval.winrate import policy_responses, win_rate
     from prefrl.preference import GoldJudge, load_preference_model
 
-    prompts = load_prompts(args.data, args.split, args.data_seed, args.num)
+    prompts, which, info = _eval_rows(args, load_prompts, task_default=100)
     judge = GoldJudge(args.data) if args.judge == "gold" else load_preference_model(args.judge)
     responses_a = policy_responses(args.policy, prompts, args.max_new_tokens, args.batch_size)
     responses_b = policy_responses(args.baseline, prompts, args.max_new_tokens, args.batch_size)
     metrics = win_rate(judge, [p.prompt for p in prompts], responses_a, responses_b)
     if args.json:
-        print(json.dumps({"policy": args.policy, "baseline": args.baseline, "judge": args.judge, "data": args.data, **metrics}, indent=2))
+        print(json.dumps({"policy": args.policy, "baseline": args.baseline, "judge": args.judge, "data": args.data, **info, **metrics}, indent=2))
     else:
         print(
             f"win rate of {args.policy} over {args.baseline}: {metrics['win_rate']:.3f} "
             f"(95% CI {metrics['win_rate_ci_low']:.3f}–{metrics['win_rate_ci_high']:.3f}; "
             f"{metrics['wins']} wins, {metrics['ties']} ties, {metrics['losses']} losses on {metrics['num_prompts']} prompts; judge {args.judge})"
+            f"\nscored {which}"
         )
     return 0
 
@@ -103,21 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefrl", description="Learning from preferences: preference models and policy alignment.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train with a recipe", add_help=False)
-    train.add_argument("recipe", help="recipe name, e.g. reward")
-    train.add_argument("--config", help="YAML file of config keys")
-    train.add_argument("--json", action="store_true", help="print the run's result as JSON at the end")
-    train.add_argument("--help", "-h", dest="help_keys", action="store_true", help="list the recipe's config keys")
-    train.add_argument("overrides", nargs="*", help="key=value config overrides")
-    train.set_defaults(run=_train)
+    # `prefrl train` parses its own arguments (parse_train_args: options anywhere, --key value);
+    # this entry only lists it in `prefrl --help`.
+    commands.add_parser("train", help="train with a recipe (prefrl train --help lists them)", add_help=False)
 
     evaluate = commands.add_parser("eval", help="evaluate models")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True)
     preference = eval_commands.add_parser("preference", help="accuracy and calibration of a preference model")
     preference.add_argument("--model", required=True, help="run directory or model directory of a preference model, or gold:TASK")
     preference.add_argument("--data", required=True, help="built-in task or data file / dataset name")
-    preference.add_argument("--split", default="test")
-    preference.add_argument("--num", type=int, default=200, help="rows to evaluate (0: all; built-in tasks generate this many)")
+    preference.add_argument("--split", default=None, help="split to score (default: every row of a file; a task's or dataset's test split)")
+    preference.add_argument("--num", type=int, default=None, help="score only the first N rows (default: every row of a file or dataset; built-in tasks generate 200)")
     preference.add_argument("--data-seed", type=int, default=0, help="seed of a built-in task's generator")
     preference.add_argument("--batch-size", type=int, default=32)
     preference.add_argument("--n-thoughts", type=int, default=None, help="thoughts per response for a dialog GPM (default: as trained)")
@@ -129,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     winrate.add_argument("--baseline", required=True, help="policy B: run directory, model path or name")
     winrate.add_argument("--judge", required=True, help="a preference model's run directory, or gold (the task's gold judge)")
     winrate.add_argument("--data", required=True, help="built-in task or prompt file / dataset name")
-    winrate.add_argument("--split", default="test")
-    winrate.add_argument("--num", type=int, default=100, help="prompts to compare on")
+    winrate.add_argument("--split", default=None, help="split to use (default: every prompt of a file; a task's or dataset's test split)")
+    winrate.add_argument("--num", type=int, default=None, help="compare on the first N prompts only (default: every prompt of a file or dataset; built-in tasks generate 100)")
     winrate.add_argument("--data-seed", type=int, default=0)
     winrate.add_argument("--max-new-tokens", type=int, default=64)
     winrate.add_argument("--batch-size", type=int, default=16)
@@ -159,8 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] == "train":
+            return _train(argv[1:])
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except PrefrlError as error:
         print(f"prefrl: error: {error}", file=sys.stderr)

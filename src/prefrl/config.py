@@ -2,6 +2,8 @@
 
 Every field carries its help text in `metadata["help"]` so `prefrl train <recipe> --help` can list
 them. Unknown keys fail with the list of valid ones; values are coerced to the field's type.
+TRL's names for the same settings are accepted as aliases (`TRL_ALIASES`), in YAML files and on
+the command line, where the recipe has the key they stand for.
 """
 
 from __future__ import annotations
@@ -51,16 +53,29 @@ class TrainConfig:
     save_steps: int = option(0, "Write a resumable checkpoint every N optimizer steps (0: only at the end).")
     save_total_limit: int = option(2, "Keep at most this many step checkpoints (oldest removed first; 0 keeps all).")
     resume: bool = option(False, "Continue from the newest checkpoint in output_dir.")
+    overwrite: bool = option(False, "Start afresh in an output_dir that holds another run: delete its checkpoints, metrics, eval.json and model/ first (without it, or resume, such a directory is refused).")
     logging_steps: int = option(1, "Write metrics every N optimizer steps.")
     report_to: str = option("none", "Extra trackers through accelerate: none, tensorboard, wandb (comma-separated).")
     progress: bool = option(True, "Show a progress bar with ETA.")
     max_length: int = option(512, "Longest tokenized sequence (prompt + response); longer rows are an error at start-up.")
-    train_split: str = option("train", "Split of `data` to train on.")
-    eval_split: str = option("test", "Split of `data` to evaluate on.")
+    train_split: str = option("train", "Split of `data` to train on (a file without splits: its rows not held out for evaluation).")
+    eval_split: str = option("test", "Split of `data` to evaluate on (a file without splits: the rows held out by eval_fraction, or eval_data).")
+    eval_data: str = option("", "Evaluation data, kept apart from `data`: a file or dataset name (default: a built-in task's or dataset's eval_split, or for a file the held-out eval_fraction of its rows).")
+    eval_fraction: float = option(0.1, "When `data` is a file without splits, no eval_data is given and num_eval > 0: the fraction of its prompts held out for evaluation (deterministic in data_seed; all rows of a prompt go the same way).")
     num_train: int = option(0, "Rows of a built-in task to generate for training, or rows of a file to keep (0: all; tasks default to 1000).")
     num_eval: int = option(200, "Rows for evaluation at the end (0 disables the final evaluation).")
     cache_dir: str = option("", "Where converted built-in models are cached (default: $PREFRL_CACHE or ~/.cache/prefrl).")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass instead of keeping them (Hugging Face gradient checkpointing, non-reentrant): less memory, ~30% more compute.")
     num_threads: int = option(0, "CPU intra-op threads for torch (0: every core this process may use; idle OpenMP threads sleep, so a busy machine slows a run ~2× at most, docs/benchmarks.md). 1 when several jobs share the cores.")
+
+    def __post_init__(self) -> None:
+        # The loaders split a file into train/eval rows; they learn this run's settings here, so a
+        # recipe's `load_preference_pairs(config.data, config.eval_split, ...)` gets the held-out rows.
+        from prefrl.data.loaders import configure_splits
+
+        configure_splits(
+            self.data, self.train_split, self.eval_split, eval_data=self.eval_data, eval_fraction=self.eval_fraction, evaluates=self.num_eval > 0
+        )
 
     def validate(self) -> None:
         """Checks that need no model or data; the engine checks what depends on the world size."""
@@ -71,8 +86,14 @@ class TrainConfig:
         for key in ("save_steps", "save_total_limit", "num_train", "num_eval", "num_threads"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key {key!r} must be 0 or more, got {getattr(self, key)}")
-        if not self.lr > 0:
-            raise ConfigError(f"config key 'lr' must be positive, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"config key 'lr' must be a positive finite number, got {self.lr}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError(f"config key 'eval_fraction' must be in [0, 1), got {self.eval_fraction}")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run in output_dir, overwrite deletes it")
+        if self.train_split == self.eval_split and not self.eval_data and self.num_eval:
+            raise ConfigError(f"train_split and eval_split are both {self.train_split!r}: evaluation would score training rows (set eval_split, eval_data, or num_eval=0)")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
         choices = {"lr_scheduler": ("cosine", "linear", "constant"), "dtype": ("float32", "bfloat16")}
@@ -87,6 +108,39 @@ class TrainConfig:
 
 def config_fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
+
+
+# TRL's name -> prefrl's key. An alias applies only where the recipe has the key it stands for and
+# not a key of the TRL name itself: `beta` is the KL coefficient of the RL recipes (kl_coef) but
+# stays `beta` in DPO and SPPO, which have their own beta. The README's "TRL names" lists the same.
+TRL_ALIASES: dict[str, str] = {
+    "learning_rate": "lr",
+    "max_completion_length": "max_new_tokens",
+    "epsilon": "clip_eps",
+    "epsilon_high": "clip_eps_high",
+    "num_iterations": "ppo_epochs",
+    "model_name_or_path": "model",
+    "dataset_name": "data",
+    "lr_scheduler_type": "lr_scheduler",
+    "resume_from_checkpoint": "resume",
+    "beta": "kl_coef",
+}
+# TRL names that look like a prefrl key but mean something else: refused with the reason.
+NOT_ALIASES: dict[str, str] = {
+    "per_device_train_batch_size": (
+        "prefrl's batch_size is the global batch (examples per optimizer step over all processes and accumulation "
+        "steps), not per device: set batch_size = per_device_train_batch_size × processes × gradient_accumulation_steps"
+    ),
+}
+
+
+def resolve_key(key: str, cls: type) -> str | None:
+    """The config key `key` names in `cls`: itself, or the key a TRL alias stands for; None if neither."""
+    fields = config_fields(cls)
+    if key in fields:
+        return key
+    target = TRL_ALIASES.get(key)
+    return target if target in fields else None
 
 
 def _strip_optional(tp: Any) -> tuple[Any, bool]:
@@ -105,6 +159,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return None
         raise ConfigError(f"config key {key!r}: a value is required")
     try:
+        if isinstance(value, (dict, list, tuple, set)) and typing.get_origin(tp) is not list:
+            raise ValueError(f"expected a single value, got a {type(value).__name__}")
         if tp is bool:
             if isinstance(value, bool):
                 return value
@@ -130,25 +186,40 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             if isinstance(value, str):
                 value = [v for v in value.split(",") if v.strip()]
             return [_coerce(key, v, item_tp) for v in value]
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OverflowError) as error:
         raise ConfigError(f"config key {key!r}: cannot read {value!r} as {getattr(tp, '__name__', tp)} ({error})") from None
     return value
 
 
-def _unknown_key_error(key: str, cls: type, source: str) -> ConfigError:
+def _unknown_key_error(key: Any, cls: type, source: str) -> ConfigError:
+    key = str(key)
     valid = sorted(config_fields(cls))
-    close = difflib.get_close_matches(key, valid, n=1)
+    if key in NOT_ALIASES:
+        return ConfigError(f"config key {key!r} ({source}) is not accepted: {NOT_ALIASES[key]}")
+    if key in TRL_ALIASES:
+        return ConfigError(
+            f"config key {key!r} ({source}) is TRL's name for {TRL_ALIASES[key]!r}, which this recipe does not have. Valid keys: {', '.join(valid)}"
+        )
+    close = difflib.get_close_matches(key, valid + sorted(a for a, t in TRL_ALIASES.items() if t in valid), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown config key {key!r} ({source}).{hint} Valid keys: {', '.join(valid)}")
+
+
+def normalise_key(key: str) -> str:
+    """`--learning-rate`, `learning-rate` and `learning_rate` are the same key."""
+    return key.strip().lstrip("-").replace("-", "_")
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, str]:
     parsed: dict[str, str] = {}
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
+            raise ConfigError(f"override {item!r} is not of the form key=value (or --key value)")
         key, value = item.split("=", 1)
-        parsed[key.strip().lstrip("-").replace("-", "_")] = value
+        key = normalise_key(key)
+        if not key:
+            raise ConfigError(f"override {item!r} has no key before '='")
+        parsed[key] = value
     return parsed
 
 
@@ -159,22 +230,28 @@ def load_config(cls: type[C], config_file: str | None = None, overrides: list[st
     values: dict[str, Any] = {}
     if config_file:
         path = Path(config_file)
+        if path.is_dir():
+            raise ConfigError(f"config file {config_file!r} is a directory; expected a YAML file of config keys")
         if not path.is_file():
             raise ConfigError(f"config file {config_file!r} does not exist")
         try:
-            loaded = yaml.safe_load(path.read_text()) or {}
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"config file {config_file!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
         except yaml.YAMLError as error:
             raise ConfigError(f"config file {config_file!r} is not valid YAML: {error}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {config_file!r} must hold a mapping of keys to values")
         for key, value in loaded.items():
-            if key not in fields:
+            name = resolve_key(key, cls) if isinstance(key, str) else None
+            if name is None:
                 raise _unknown_key_error(key, cls, f"in {config_file}")
-            values[key] = _coerce(key, value, hints[key])
+            values[name] = _coerce(name, value, hints[name])
     for key, value in parse_overrides(overrides or []).items():
-        if key not in fields:
+        name = resolve_key(key, cls)
+        if name is None:
             raise _unknown_key_error(key, cls, "on the command line")
-        values[key] = _coerce(key, value, hints[key])
+        values[name] = _coerce(name, value, hints[name])
     config = cls(**values)
     validate = getattr(config, "validate", None)
     if validate is not None:

@@ -123,9 +123,13 @@ def _optional_margin(row: dict) -> float | None:
     value = row["margin"]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RowError("margin", f"is {type(value).__name__}, expected a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise RowError("margin", "is too large, expected a finite number") from None
+    if not math.isfinite(number):
         raise RowError("margin", f"is {value}, expected a finite number")
-    return float(value)
+    return number
 
 
 def _check_same_kind(prompt: Text, **responses: Text) -> None:
