@@ -12,7 +12,7 @@ from prefrl.data.records import Text
 from prefrl.data.templates import render_conversation
 from prefrl.models.heads import ScalarRewardModel
 from prefrl.models.loading import load_sequence_classifier, load_tokenizer
-from prefrl.preference.base import PointwisePreferenceModel, write_model_card
+from prefrl.preference.base import MODEL_CARD, TRAINED_FORMAT_KEY, PointwisePreferenceModel, read_model_card, write_model_card
 
 KIND = "bradley-terry"
 
@@ -54,7 +54,10 @@ class BradleyTerryModel(PointwisePreferenceModel):
 
     @classmethod
     def load(cls, directory: str | Path, dtype: str = "float32", **kwargs: Any) -> "BradleyTerryModel":
-        return cls.from_base(str(directory), dtype=dtype, **kwargs)
+        model = cls.from_base(str(directory), dtype=dtype, **kwargs)
+        card = read_model_card(directory) if Path(directory, MODEL_CARD).is_file() else {}
+        model.trained_format = card.get(TRAINED_FORMAT_KEY)
+        return model
 
     def save(self, directory: str | Path) -> None:
         """A normal HF checkpoint (AutoModelForSequenceClassification loads it) plus the model card."""
@@ -62,13 +65,14 @@ class BradleyTerryModel(PointwisePreferenceModel):
         classifier.config.pad_token_id = self.tokenizer.pad_token_id
         classifier.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
-        write_model_card(directory, KIND)
+        write_model_card(directory, KIND, **self.card_details())
 
     def encode(self, prompts: Sequence[Text], responses: Sequence[Text]) -> list[list[int]]:
         return [encode(self.tokenizer, render_conversation(self.tokenizer, p, r))[-self.max_length :] for p, r in zip(prompts, responses)]
 
     @torch.no_grad()
     def score(self, prompts: Sequence[Text], responses: Sequence[Text]) -> torch.Tensor:
+        self.check_format(prompts)
         sequences = self.encode(prompts, responses)
         # Longest first, in batches of similar length, so little compute goes to padding.
         order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
