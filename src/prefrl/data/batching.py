@@ -1,4 +1,9 @@
-"""Tokenize preference pairs once, at start-up, and pad them into batches."""
+"""Tokenize preference pairs once, at start-up, and pad them into batches.
+
+Rows are rendered by prefrl.data.templates, whose one rule makes a plain-string row and the
+chat-message row of the same content give the same token ids (a string prompt is one user turn, a
+string response one assistant turn), so a batch does not depend on the format the data came in.
+"""
 
 from __future__ import annotations
 

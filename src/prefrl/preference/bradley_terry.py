@@ -12,7 +12,13 @@ from prefrl.data.records import Text
 from prefrl.data.templates import render_conversation
 from prefrl.models.heads import ScalarRewardModel
 from prefrl.models.loading import load_sequence_classifier, load_tokenizer
-from prefrl.preference.base import MODEL_CARD, TRAINED_FORMAT_KEY, PointwisePreferenceModel, read_model_card, write_model_card
+from prefrl.preference.base import (
+    MODEL_CARD,
+    TRAINED_FORMAT_KEY,
+    PointwisePreferenceModel,
+    read_model_card,
+    write_model_card,
+)
 
 KIND = "bradley-terry"
 
