@@ -27,6 +27,8 @@ RECIPES: dict[str, list[str]] = {
     "grpo": ["train", "grpo", "num_train=16", "num_generations=4", "max_new_tokens=12", "scale_rewards=batch", "loss_aggregation=token-mean"],
     # the KL in the reward: π_old and the reference pass
     "rloo": ["train", "rloo", "num_train=16", "num_generations=4", "max_new_tokens=12", "kl_coef=0.05", "loss_aggregation=token-mean"],
+    # policy and value losses, both token-means over the whole mini-batch
+    "ppo": ["train", "ppo", "num_train=16", "max_new_tokens=12", "ppo_epochs=1", "num_mini_batches=1", "loss_aggregation=token-mean"],
     "dpo": ["train", "dpo", "num_train=16"],
     "sppo": ["train", "sppo", "iterations=1", "prompts_per_iteration=8", "num_generations=4", "max_new_tokens=12", "eta=20"],
     "dwrl": ["train", "dwrl", "num_train=16", "n_thoughts=2", "max_thought_tokens=8"],
@@ -54,7 +56,7 @@ class PromptHashBackend:
 
 def deterministic_patches() -> list[tuple[Any, str, Any]]:
     """(object, attribute, replacement): prompt-determined sampling and the digit-share reward."""
-    from prefrl.algorithms import grpo, sppo
+    from prefrl.algorithms import grpo, ppo, sppo
     from prefrl.preference.dialog import DialogGPM
     from prefrl.rollout.generation import SamplingParams
 
@@ -72,6 +74,8 @@ def deterministic_patches() -> list[tuple[Any, str, Any]]:
     return [
         (grpo, "make_backend", PromptHashBackend),
         (grpo, "setup_policy", with_digit_share(grpo.setup_policy)),
+        (ppo, "make_backend", PromptHashBackend),
+        (ppo, "setup_policy", with_digit_share(ppo.setup_policy)),
         (sppo, "make_backend", PromptHashBackend),
         (sppo, "setup_policy", with_digit_share(sppo.setup_policy)),
         (DialogGPM, "sample_thoughts", sample_thoughts),

@@ -34,6 +34,7 @@ from prefrl.engine.rl import (
     micro_batch_groups,
     sample_step,
     gold_rewards,
+    loss_weight,
     score_rollout,
     setup_policy,
     step_generator,
@@ -141,15 +142,6 @@ def group_advantages(config: GRPOConfig, engine: Engine | None = None) -> Advant
 
         return batch_scaled
     return lambda rewards, k: grpo_advantages(rewards, k, scale=config.scale_rewards)
-
-
-def loss_weight(config: GRPOConfig) -> Callable[[Rollout], float] | None:
-    """How many units a micro-batch's loss averages over, for `Engine.optimizer_step`: its response
-    tokens under token-mean (the step divides by the global token count, as TRL's dapo); under
-    sequence-mean and fixed-length-sum every micro-batch holds as many sequences (None: equal)."""
-    if config.loss_aggregation == "token-mean":
-        return lambda batch: float(batch.response_mask.sum())
-    return None
 
 
 def train_group_policy(

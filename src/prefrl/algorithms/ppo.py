@@ -28,6 +28,7 @@ from prefrl.engine.rl import (
     PolicySetup,
     PromptStream,
     end_policy_step,
+    loss_weight,
     finish_policy_run,
     start_policy_run,
     make_backend,
@@ -181,7 +182,7 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
                     for mini_batch in micro_batch_rows(rollout.num_rows, config.num_mini_batches, generator):
                         pieces = micro_batch_rows(len(mini_batch), config.gradient_accumulation_steps)
                         micro_batches = [trim(rollout.rows(mini_batch[p])) for p in pieces]
-                        stats = engine.optimizer_step(micro_batches, lambda m, b: ppo_loss(m, b, config))
+                        stats = engine.optimizer_step(micro_batches, lambda m, b: ppo_loss(m, b, config), loss_weight(config))
             engine.end_step()
 
             # 5. Metrics, evaluation, checkpoint.

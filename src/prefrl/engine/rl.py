@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -178,6 +178,16 @@ def sampling_params(config: PolicyConfig) -> SamplingParams:
 
 def make_backend(lm: torch.nn.Module, tokenizer: Any, bf16: bool = False) -> HFGenerationBackend:
     return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=bf16)
+
+
+def loss_weight(config: PolicyConfig) -> Callable[[Rollout], float] | None:
+    """How many units a micro-batch's loss averages over, for `Engine.optimizer_step`: its response
+    tokens under token-mean (the step divides by the global token count, as TRL's dapo, so
+    accumulation and processes do not change the objective); under sequence-mean and
+    fixed-length-sum every micro-batch holds as many sequences (None: equal weights)."""
+    if config.loss_aggregation == "token-mean":
+        return lambda batch: float(batch.response_mask.sum())
+    return None
 
 
 def micro_batch_groups(num_rows: int, group_size: int, pieces: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:
