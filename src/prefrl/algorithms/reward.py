@@ -14,6 +14,7 @@ from typing import Any
 from prefrl.config import TrainConfig, option
 from prefrl.data.batching import PairBatch, collate_pairs, tokenize_pairs
 from prefrl.data.loaders import load_preference_pairs
+from prefrl.preference.base import data_format
 from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import train_supervised
 from prefrl.eval.preference import evaluate_preference
@@ -58,6 +59,7 @@ def train_reward(config: RewardConfig) -> dict[str, Any]:
         config.model, dtype=config.dtype, cache_dir=config.cache_dir or None, batch_size=config.eval_batch_size, max_length=config.max_length
     )
     tokenizer = preference_model.tokenizer
+    preference_model.trained_format = data_format(train_pairs)  # saved in the model card; evaluation on the other format warns
     examples = tokenize_pairs(tokenizer, train_pairs, config.max_length, source=f"{config.data} ({config.train_split})")
     engine.start_run()
     engine.print(f"[reward] {len(examples)} training pairs, {len(eval_pairs)} evaluation pairs")
