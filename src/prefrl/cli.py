@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from prefrl.data.tasks.base import SPLITS
 from prefrl.errors import ConfigError, PrefrlError
 
 TRAIN_USAGE = "usage: prefrl train RECIPE [--config FILE.yaml] [key=value | --key value | --key=value ...] [--json]"
@@ -208,6 +209,7 @@ def _eval_preference(args: argparse.Namespace) -> int:
 
 def _eval_winrate(args: argparse.Namespace) -> int:
     from prefrl.data.loaders import load_prompts
+    from prefrl.eval.stats import format_p
     from prefrl.eval.winrate import policy_responses, win_rate
     from prefrl.preference import GoldJudge, load_preference_model
 
@@ -222,7 +224,8 @@ def _eval_winrate(args: argparse.Namespace) -> int:
         print(
             f"win rate of {args.policy} over {args.baseline}: {metrics['win_rate']:.3f} "
             f"(95% CI {metrics['win_rate_ci_low']:.3f}–{metrics['win_rate_ci_high']:.3f}; "
-            f"{metrics['wins']} wins, {metrics['ties']} ties, {metrics['losses']} losses on {metrics['num_prompts']} prompts; judge {args.judge})"
+            f"{metrics['wins']} wins, {metrics['ties']} ties, {metrics['losses']} losses on {metrics['num_prompts']} prompts; "
+            f"exact sign test p = {format_p(metrics['sign_test_p'])}; judge {args.judge})"
             f"\nscored {which}"
         )
     return 0
@@ -293,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = data_commands.add_parser("export", help="write a built-in task as TRL-format jsonl")
     export.add_argument("task", help="arithmetic or constraints")
     export.add_argument("--n", type=int, default=1000)
-    export.add_argument("--split", default="train", choices=["train", "test"])
+    export.add_argument("--split", default="train", choices=list(SPLITS), help="train, test, or ood (other templates, topics and kinds)")
     export.add_argument("--seed", type=int, default=0)
     export.add_argument("--format", default="conversational", choices=["conversational", "standard"])
     export.add_argument("--out", required=True)

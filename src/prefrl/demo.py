@@ -68,7 +68,7 @@ def run_demo(
     eval_pairs_count = budget.eval_pairs if num_eval is None else num_eval
     reward_config = RewardConfig(
         model=model, data=data, output_dir=str(out / "reward"), max_steps=reward_steps, batch_size=budget.reward_batch,
-        lr=5e-5, num_train=reward_steps * budget.reward_batch, num_eval=0, bf16=budget.bf16, progress=False,
+        lr=5e-5, num_train=reward_steps * budget.reward_batch, num_eval=0, bf16=budget.bf16, progress=False, overwrite=True,
     )
     console.rule(f"[bold]prefrl demo: reward model → policy alignment, judged on held-out {data}")
     console.print(
@@ -100,7 +100,7 @@ def run_demo(
     policy_config = RLOOConfig(
         model=model, data=data, reward_model=str(out / "reward"), output_dir=str(out / "rloo"), max_steps=budget.policy_steps,
         batch_size=budget.policy_prompts, num_generations=budget.policy_samples, max_new_tokens=budget.max_new_tokens,
-        num_eval=budget.eval_prompts, bf16=budget.bf16, progress=False,
+        num_eval=budget.eval_prompts, bf16=budget.bf16, progress=False, overwrite=True,
     )
     policy = train_rloo(policy_config)
     first, last = policy["eval_before"], policy["eval_after"]

@@ -118,7 +118,7 @@ def test_margin_column_changes_the_loss(tmp_path):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["learning_rate=1"], "unknown config key 'learning_rate'"),
+        (["learnig_rate=1"], "unknown config key 'learnig_rate'"),
         (["model=./no/such/model"], "'./no/such/model' does not exist"),
     ],
 )

@@ -78,12 +78,23 @@ def no_decay(name: str, parameter: torch.nn.Parameter) -> bool:
     return parameter.ndim < 2
 
 
+def reset_other_precision(wanted: str) -> None:
+    """accelerate keeps one mixed-precision setting per Python process: a run that asks for another
+    one than an earlier run in the same process (bf16 after fp32, as in the demo or a test suite)
+    starts from a fresh accelerate state instead of failing or silently keeping the old one."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and str(AcceleratorState().mixed_precision) != wanted:
+        AcceleratorState._reset_state()
+
+
 class Engine:
     def __init__(self, config: TrainConfig, recipe: str):
         self.config = config
         self.recipe = recipe
         self.output_dir = Path(config.output_dir)
         configure_threads(config.num_threads)
+        reset_other_precision("bf16" if config.bf16 else "no")
         self.accelerator = Accelerator(
             # None lets `accelerate launch --mixed_precision` / its config file decide.
             mixed_precision="bf16" if config.bf16 else None,
