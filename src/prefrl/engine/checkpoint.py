@@ -33,7 +33,8 @@ CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 LOCK_FILE = ".prefrl.lock"
 STAGING_PREFIX = ".staging-"
-RUN_ARTEFACTS = (CHECKPOINT_DIR, "metrics.jsonl", "eval.json", "model")  # what overwrite=true clears
+# What overwrite=true clears (a policy run's eval_initial.json is its paired baseline: a new run must not read it).
+RUN_ARTEFACTS = (CHECKPOINT_DIR, "metrics.jsonl", "eval.json", "eval_initial.json", "eval_answers.jsonl", "model")
 _STEP_NAME = re.compile(r"^step-(\d+)$")
 
 
