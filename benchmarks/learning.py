@@ -6,6 +6,7 @@ the KL of the trained policy to the initial one, and the minutes the row took.
     python benchmarks/learning.py                          # every row, 2 seeds, SmolLM2 on constraints
     python benchmarks/learning.py --rows grpo,rloo --seeds 0
     python benchmarks/learning.py --write-docs             # also put the table into docs/benchmarks.md
+    python benchmarks/learning.py --finished-only --write-docs   # only the table of the rows already run
     python benchmarks/learning.py --model tiny --rows grpo --seeds 0 max_steps=1 num_eval=4   # check the script
 
 Each row is `prefrl train <recipe> data=constraints seed=S …` in its own process, with only the keys a
@@ -105,7 +106,7 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     max_new_tokens = int(next(line.split(":")[1] for line in config.splitlines() if line.startswith("max_new_tokens:")))
     kl = kl_to_start(row_dir, args.model, args.kl_prompts, args.kl_samples, max_new_tokens)
     result = {
-        "row": name, "recipe": recipe, "source": source, "seed": seed, "command": "prefrl " + " ".join(command[4:]),
+        "row": name, "recipe": recipe, "source": source, "seed": seed, "command": "prefrl " + " ".join(command[3:]),
         "gold_before": before["eval/gold_reward"], "gold_after": after["eval/gold_reward"],
         "fixed": after["eval/gold_vs_initial/fixed"], "broken": after["eval/gold_vs_initial/broken"],
         "unchanged": after["eval/gold_vs_initial/unchanged"], "p": after["eval/gold_vs_initial/sign_test_p"],
@@ -164,6 +165,7 @@ def main() -> None:
     parser.add_argument("--kl-prompts", type=int, default=32)
     parser.add_argument("--kl-samples", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--finished-only", action="store_true", help="run nothing: the table of the rows that have a result.json")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every row (e.g. max_steps=1 for a check)")
     args = parser.parse_args()
     args.rm_extra = [k for k in args.extra if k.split("=")[0] in ("num_threads",)]
@@ -174,6 +176,8 @@ def main() -> None:
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
         for seed in map(int, args.seeds.split(",")):
+            if args.finished_only and not (runs / f"{name}-seed{seed}" / "result.json").is_file():
+                continue
             result = run_row(name, seed, args, runs)
             results.append(result)
             print(f"  {name} seed {seed}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f}, {result['fixed']} fixed / {result['broken']} broken, p = {result['p']:.3g}, "
