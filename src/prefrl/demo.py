@@ -163,7 +163,7 @@ def save_plot(out: Path, summary: dict[str, Any]) -> Path | None:
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.6))
 
     # (a) the reward model: held-out accuracy before and after training, per split, 95% intervals
-    splits = list(summary["reward_after"])
+    splits = [split for split in ("test", "ood") if split in summary["reward_after"]]
     for offset, (name, stage) in enumerate((("before training", "reward_before"), ("after training", "reward_after"))):
         values = [summary[stage][s]["accuracy"] for s in splits]
         errors = [[v - summary[stage][s]["accuracy_ci_low"] for v, s in zip(values, splits)], [summary[stage][s]["accuracy_ci_high"] - v for v, s in zip(values, splits)]]
@@ -172,7 +172,7 @@ def save_plot(out: Path, summary: dict[str, Any]) -> Path | None:
         for x, v in zip(positions, values):
             axes[0].text(x, v + 0.06, f"{v:.2f}", ha="center", fontsize=9)
     axes[0].axhline(0.5, color="gray", linestyle="--", linewidth=1)
-    axes[0].text(len(splits) - 0.5, 0.51, "chance", color="gray", fontsize=8, ha="right")
+    axes[0].text(-0.45, 0.51, "chance", color="gray", fontsize=8, ha="left")
     axes[0].set_xticks(range(len(splits)), [f"{s} pairs" for s in splits])
     axes[0].set_ylim(0, 1.1)
     axes[0].set_ylabel("accuracy: chosen scored above rejected")
@@ -212,7 +212,9 @@ def save_plot(out: Path, summary: dict[str, Any]) -> Path | None:
     axes[2].invert_yaxis()
     axes[2].set_xlim(0, 1)
     axes[2].set_xlabel("held-out gold accuracy (fraction of prompts of that kind)")
-    axes[2].set_title("3. Per kind of prompt")
+    axes[2].set_title(
+        f"3. Per kind of prompt (answer length {summary['policy_before']['eval/response_length']:.0f} → {after['eval/response_length']:.0f} tokens)", fontsize=10
+    )
     axes[2].legend(loc="lower right", fontsize=8)
 
     figure.tight_layout()
