@@ -52,7 +52,7 @@ AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]
 @dataclass
 class GRPOConfig(PolicyConfig):
     """GRPO: group-relative advantages, PPO-clip per token, k3 KL in the loss. Defaults tuned for
-    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 2e-5, ≤ 64
+    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 4e-5, ≤ 64
     tokens, β = 0, bf16 where the CPU has it (docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/grpo", "Run directory.")
@@ -82,7 +82,7 @@ class GRPOConfig(PolicyConfig):
 @dataclass
 class RLOOConfig(GRPOConfig):
     """RLOO: leave-one-out baseline, PPO-clip per token, k1 KL subtracted from the reward. Defaults tuned for
-    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 2e-5, ≤ 64
+    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 4e-5, ≤ 64
     tokens, β = 0, bf16 where the CPU has it (docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/rloo", "Run directory.")

@@ -47,7 +47,7 @@ class PolicyConfig(TrainConfig):
     output_dir: str = option("runs/policy", "Run directory: resolved config, metrics.jsonl, checkpoints and the final policy.")
     max_steps: int = option(20, "Number of steps (one rollout and its updates each).")
     batch_size: int = option(8, "Prompts per step (global); each gets num_generations samples.")
-    lr: float = option(2e-5, "Peak learning rate (AdamW).")
+    lr: float = option(4e-5, "Peak learning rate (AdamW).")
     warmup_ratio: float = option(0.0, "Fraction of the optimizer steps spent warming the learning rate up.")
     lr_scheduler: str = option("constant", "Decay after warm-up: cosine, linear or constant.")
     bf16: bool = option(default_bf16(), "bfloat16 autocast (weights and optimizer stay float32); default: on where the GPU or CPU has bf16 units ($PREFRL_DEFAULT_BF16=0|1 overrides).")
