@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -325,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("prefrl: interrupted (checkpoints already written are intact)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `prefrl train grpo --help | head`: the reader left, nothing is wrong
+        sys.stderr = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -225,7 +225,6 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
 
 def load_config(cls: type[C], config_file: str | None = None, overrides: list[str] | None = None) -> C:
     """Build `cls` from an optional YAML file and `key=value` overrides (overrides win)."""
-    fields = config_fields(cls)
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     if config_file:

@@ -34,7 +34,7 @@ ANCHOR_FILE = "anchors.json"
 @dataclass
 class PairwisePPOConfig(PPOConfig):
     """Pairwise PPO: reward = P(y ≻ anchor | x) from a pairwise judge; the value model sees the anchor.
-    Defaults (PPO's) tuned for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores (docs/benchmarks.md)."""
+    Defaults (PPO's) sized for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores (not yet measured)."""
 
     output_dir: str = option("runs/pairwise-ppo", "Run directory.")
     judge: str = option("", "Pairwise preference model: a run directory of `prefrl train pairwise-rm`, or gold:TASK.")

@@ -53,9 +53,9 @@ RewardFn = Callable[[PolicySetup, Rollout], "tuple[torch.Tensor, torch.Tensor | 
 
 @dataclass
 class PPOConfig(PolicyConfig):
-    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses. Defaults tuned
+    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses. Defaults sized
     for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 32 prompts, 2 epochs of 2
-    mini-batches (docs/benchmarks.md, "Learning with the shipped defaults")."""
+    mini-batches, lr 4e-5 (not yet measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/ppo", "Run directory.")
     num_generations: int = option(1, "Samples per prompt.")

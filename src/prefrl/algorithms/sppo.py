@@ -52,8 +52,9 @@ GENERATED_FILE = "generated.jsonl"
 
 @dataclass
 class SPPOConfig(PolicyConfig):
-    """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle. Defaults tuned for
-    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 2 iterations × 10 steps (docs/benchmarks.md)."""
+    """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle. Defaults sized for
+    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 2 iterations × 10 steps at lr 1e-5 (not yet
+    measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/sppo", "Run directory: iteration-t/ folders with generated data and policies, checkpoints/, metrics.jsonl.")
     oracle: str = option("", "Preference oracle: a preference model's run directory (BT, pairwise, …); empty uses the task's gold judge.")
