@@ -260,7 +260,7 @@ class Engine:
             num_warmup_steps=int(config.warmup_ratio * self.total_steps * updates_per_step),
             num_training_steps=self.total_steps * updates_per_step,
         )
-        if getattr(config, "gradient_checkpointing", False):
+        if config.gradient_checkpointing:
             count = enable_gradient_checkpointing(model)
             self.print(f"[{self.recipe}] gradient checkpointing on {count} model(s)" if count else f"[{self.recipe}] gradient_checkpointing: no Hugging Face model in this module; nothing to checkpoint")
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
@@ -348,19 +348,18 @@ class Engine:
         return weights, (total if total > 0 else 1.0)
 
     def sum_over_processes(self, values: dict[str, float]) -> dict[str, float]:
-        if self.accelerator.num_processes == 1 or not values:
-            return dict(values)
-        keys = sorted(values)
-        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
-        reduced = self.accelerator.reduce(tensor, reduction="sum")
-        return {k: float(v) for k, v in zip(keys, reduced.tolist())}
+        return self._reduce_over_processes(values, "sum")
 
     def mean_over_processes(self, values: dict[str, float]) -> dict[str, float]:
+        return self._reduce_over_processes(values, "mean")
+
+    def _reduce_over_processes(self, values: dict[str, float], reduction: str) -> dict[str, float]:
+        """One all-reduce of every value (float64, keys in a fixed order)."""
         if self.accelerator.num_processes == 1 or not values:
             return dict(values)
         keys = sorted(values)
         tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.accelerator.device)
-        reduced = self.accelerator.reduce(tensor, reduction="mean")
+        reduced = self.accelerator.reduce(tensor, reduction=reduction)
         return {k: float(v) for k, v in zip(keys, reduced.tolist())}
 
     # ---- logging, checkpoints, the end -------------------------------------------------------
