@@ -5,6 +5,7 @@
     prefrl train RECIPE --help                # a recipe's keys
     prefrl eval preference --model DIR --data TASK|PATH [--num N] [--json]
     prefrl data export TASK --n N --split train|test --out FILE.jsonl
+    prefrl serve RUN_DIR|gold:TASK [--host 127.0.0.1] [--port 5000] [--batch-size 16] [--max-body-mb 16]
     prefrl demo
 """
 
@@ -258,6 +259,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from prefrl.serve import serve
+
+    if args.batch_size < 1 or args.max_body_mb <= 0 or args.body_timeout <= 0:
+        raise ConfigError("--batch-size, --max-body-mb and --body-timeout must be positive")
+    try:
+        serve(args.model, host=args.host, port=args.port, batch_size=args.batch_size, max_body_mb=args.max_body_mb, body_timeout=args.body_timeout)
+    except OSError as error:  # the port is taken, the host is not this machine's
+        raise PrefrlError(f"cannot serve on {args.host}:{args.port}: {error}") from None
+    except KeyboardInterrupt:
+        print("prefrl serve: stopped", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefrl", description="Learning from preferences: preference models and policy alignment.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -302,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="conversational", choices=["conversational", "standard"])
     export.add_argument("--out", required=True)
     export.set_defaults(run=_data_export)
+
+    served = commands.add_parser("serve", help="serve a preference model over HTTP (OpenRLHF's /get_reward, and /prob)")
+    served.add_argument("model", help="run directory or model directory of a preference model, or gold:TASK")
+    served.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; 0.0.0.0 exposes it, unauthenticated)")
+    served.add_argument("--port", type=int, default=5000)
+    served.add_argument("--batch-size", type=int, default=16, help="rows per forward pass")
+    served.add_argument("--max-body-mb", type=float, default=16, help="largest request body accepted (larger: 413)")
+    served.add_argument("--body-timeout", type=float, default=30, help="seconds a request body may take to arrive (slower: 408)")
+    served.set_defaults(run=_serve)
 
     demo = commands.add_parser("demo", help="the end-to-end demo on the embedded default model")
     demo.add_argument("--output-dir", default="runs/demo")
