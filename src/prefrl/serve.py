@@ -157,6 +157,7 @@ class PreferenceServer(ThreadingHTTPServer):
     """A threading HTTP server around one preference model; `serve_forever()` runs it."""
 
     daemon_threads = True  # a stuck client never keeps the process alive at shutdown
+    request_queue_size = 64  # several trainer processes may connect at once (the default backlog is 5)
 
     def __init__(
         self,
