@@ -35,15 +35,15 @@ ROWS = {
     "grpo": ("grpo", "gold", []),
     "rloo": ("rloo", "gold", []),
     "ppo": ("ppo", "gold", []),
-    "pairwise-ppo": ("pairwise-ppo", "gold judge vs anchor", ["judge=gold:constraints"]),
+    "pairwise-ppo": ("pairwise-ppo", "gold judge vs anchor", ["reward=gold:constraints"]),
     "sppo": ("sppo", "gold", []),
     "iterative-dpo": ("sppo", "gold", ["loss=sigmoid"]),
     "iterative-ipo": ("sppo", "gold", ["loss=ipo"]),
     "dpo": ("dpo", "task pairs (gold labels)", []),
-    "rloo-rm": ("rloo", "learned RM", ["reward_model={rm}"]),
-    "grpo-rm": ("grpo", "learned RM", ["reward_model={rm}"]),
-    "grpo-r2m": ("grpo", "learned RM + R2M", ["reward_model={rm}", "r2m=true"]),
-    "ppo-rm": ("ppo", "learned RM", ["reward_model={rm}"]),
+    "rloo-rm": ("rloo", "learned RM", ["reward={rm}"]),
+    "grpo-rm": ("grpo", "learned RM", ["reward={rm}"]),
+    "grpo-r2m": ("grpo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
+    "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
 }
 # The learned reward model: the demo's reward training (prefrl demo, stage 2).
 RM_KEYS = ["data=constraints", "max_steps=40", "batch_size=8", "lr=5e-5", "num_train=320", "num_eval=100", "bf16=true"]

@@ -65,7 +65,7 @@ def main() -> None:
         if recipe in ("grpo", "rloo"):
             options["num_generations"] = args.num_generations
         if recipe == "ppo":
-            options["reward_model"] = learned["ppo"]
+            options["reward"] = learned["ppo"]
         if recipe == "pairwise-ppo":
             options["judge"] = learned["pairwise-ppo"]
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import import_prefrl, machine, run_child  # noqa: E402
 
-PHASES = ("generation", "reward", "training", "r2m_update")
+PHASES = ("generation", "reward", "training", "reward_update")
 RUNS = ("plain", "r2m", "r2m-bf16")
 
 
@@ -34,7 +34,7 @@ def worker(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as run:
         config = GRPOConfig(
-            model=args.model, data=args.data, reward_model=args.reward_model, r2m=args.worker != "plain", r2m_refresh_bf16=args.worker == "r2m-bf16", max_steps=args.steps,
+            model=args.model, data=args.data, reward=args.reward_model, r2m=args.worker != "plain", r2m_refresh_bf16=args.worker == "r2m-bf16", max_steps=args.steps,
             batch_size=args.batch_size, num_generations=args.num_generations, max_new_tokens=args.max_new_tokens, num_eval=0,
             output_dir=run, progress=False, seed=0,
         )

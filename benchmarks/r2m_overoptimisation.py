@@ -80,7 +80,7 @@ def main() -> None:
                     continue
                 ablation = VARIANTS[variant]
                 config = config_class(
-                    model=args.model, data=args.data, reward_model=proxy, r2m=ablation is not None, r2m_ablation=ablation or "none",
+                    model=args.model, data=args.data, reward=proxy, r2m=ablation is not None, r2m_ablation=ablation or "none",
                     r2m_lr=args.r2m_lr, seed=seed, max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations,
                     max_new_tokens=args.max_new_tokens, lr=args.lr, num_eval=0, output_dir=str(run), progress=False,
                 )
@@ -94,7 +94,7 @@ def main() -> None:
                     "initial_gold": float(gold.score([p.prompt for p in prompts], initial).mean()),
                     "gold_win_rate": against_initial["win_rate"], "win_rate_ci": (against_initial["win_rate_ci_low"], against_initial["win_rate_ci_high"]),
                     "step_s": statistics.mean(m["perf/step_s"] for m in metrics),
-                    "r2m_update_s": statistics.mean(m.get("perf/r2m_update_s", 0.0) for m in metrics),
+                    "r2m_update_s": statistics.mean(m.get("perf/reward_update_s", m.get("perf/r2m_update_s", 0.0)) for m in metrics),
                 }
                 rows.append(row)
                 (run / "result.json").write_text(json.dumps(row))

@@ -71,7 +71,7 @@ def main() -> None:
                     result = json.loads((run / "result.json").read_text())
                 else:
                     result = train_sppo(SPPOConfig(
-                        model=args.model, data=task, oracle=oracle, loss=loss, iterations=args.iterations, max_steps=args.steps,
+                        model=args.model, data=task, reward=oracle, loss=loss, iterations=args.iterations, max_steps=args.steps,
                         prompts_per_iteration=args.prompts, num_generations=args.samples, max_new_tokens=args.max_new_tokens, eta=args.eta,
                         lr=args.lr, num_eval=args.num_eval, output_dir=str(run), progress=False, bf16=args.bf16,
                     ))

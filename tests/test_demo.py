@@ -19,4 +19,4 @@ def test_demo_runs_end_to_end_on_the_tiny_model(tmp_path, data):
     assert (tmp_path / "demo.png").stat().st_size > 1000
     for stage in ("reward", "rloo"):  # both stages ran on the task asked for
         assert yaml.safe_load((tmp_path / stage / "config.yaml").read_text())["data"] == data
-    assert yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())["reward_model"] == str(tmp_path / "reward")
+    assert yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())["reward"] == str(tmp_path / "reward")

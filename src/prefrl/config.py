@@ -134,6 +134,15 @@ NOT_ALIASES: dict[str, str] = {
 }
 
 
+# Keys a release removed -> the key that replaced them and how to use it. Checked before the
+# unknown-key error, so an old config says what to write instead.
+RENAMED_KEYS: dict[str, tuple[str, str]] = {
+    "reward_model": ("reward", "reward=RUN_DIR (or gold, module:function, hf:MODEL, http://HOST:PORT/PATH)"),
+    "oracle": ("reward", "reward=RUN_DIR (SPPO's oracle; empty for the task's gold judge)"),
+    "judge": ("reward", "reward=RUN_DIR (pairwise PPO's judge, scored against the anchor; empty for the task's gold judge)"),
+}
+
+
 def resolve_key(key: str, cls: type) -> str | None:
     """The config key `key` names in `cls`: itself, or the key a TRL alias stands for; None if neither."""
     fields = config_fields(cls)
@@ -194,6 +203,9 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
 def _unknown_key_error(key: Any, cls: type, source: str) -> ConfigError:
     key = str(key)
     valid = sorted(config_fields(cls))
+    if key in RENAMED_KEYS and RENAMED_KEYS[key][0] in valid:
+        new_key, usage = RENAMED_KEYS[key]
+        return ConfigError(f"config key {key!r} ({source}) was renamed: use {usage}")
     if key in NOT_ALIASES:
         return ConfigError(f"config key {key!r} ({source}) is not accepted: {NOT_ALIASES[key]}")
     if key in TRL_ALIASES:

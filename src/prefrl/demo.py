@@ -99,7 +99,7 @@ def run_demo(
     # 3. RLOO with the trained reward model as its reward; gold is evaluated, never learned from.
     console.print("[bold]3/4[/] aligning the policy with RLOO (reward: the reward model just trained)")
     policy_config = RLOOConfig(
-        model=model, data=data, reward_model=str(out / "reward"), output_dir=str(out / "rloo"), max_steps=budget.policy_steps,
+        model=model, data=data, reward=str(out / "reward"), output_dir=str(out / "rloo"), max_steps=budget.policy_steps,
         batch_size=budget.policy_prompts, num_generations=budget.policy_samples, max_new_tokens=budget.max_new_tokens,
         lr=budget.policy_lr, num_eval=budget.eval_prompts, bf16=budget.bf16, progress=False, overwrite=True,
     )

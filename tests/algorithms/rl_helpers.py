@@ -4,6 +4,7 @@ character tokenizer makes that a per-token property it can learn in a few steps)
 import torch
 
 from prefrl.preference.base import PointwisePreferenceModel
+from prefrl.rewards import PreferenceModelReward
 
 
 class DigitShare(PointwisePreferenceModel):
@@ -19,7 +20,7 @@ def with_reward(monkeypatch, module, reward):
 
     def patched(config, *args, **kwargs):
         setup = original(config, *args, **kwargs)
-        setup.reward = reward
+        setup.reward = PreferenceModelReward(reward)
         return setup
 
     monkeypatch.setattr(module, "setup_policy", patched)

@@ -40,7 +40,7 @@ def test_a_trained_reward_model_is_the_proxy_and_gold_is_logged_beside_it(tmp_pa
     rm = tmp_path / "rm"
     train_reward(RewardConfig(model="tiny", data="arithmetic", output_dir=str(rm), max_steps=1, batch_size=2, num_train=4, num_eval=0, progress=False))
     run = tmp_path / "grpo"
-    train_group_policy(GRPOConfig(output_dir=str(run), max_steps=1, reward_model=str(rm), **SMALL))
+    train_group_policy(GRPOConfig(output_dir=str(run), max_steps=1, reward=str(rm), **SMALL))
     (step,) = [m for m in read_metrics(run) if "train/reward" in m]
     assert step["train/gold_reward"] == 0.0  # the random tiny policy never answers correctly
     assert step["train/reward"] != 0.0  # a BT score, not the gold rule
@@ -57,5 +57,5 @@ def test_lora_policy_uses_the_base_weights_as_reference(tmp_path):
 def test_data_without_a_gold_judge_needs_a_reward_model(tmp_path):
     data = tmp_path / "prompts.jsonl"
     data.write_text('{"prompt": "hello"}\n')
-    with pytest.raises(ConfigError, match="reward_model"):
+    with pytest.raises(ConfigError, match="set reward="):
         GRPOConfig(data=str(data)).validate()

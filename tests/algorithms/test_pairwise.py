@@ -40,7 +40,7 @@ def test_pairwise_rm_eval_reports_accuracy_and_position_consistency(judge_dir, c
 
 def test_pairwise_ppo_with_policy_anchors(judge_dir, tmp_path):
     run = tmp_path / "pppo"
-    assert main(["train", "pairwise-ppo", "model=tiny", "data=arithmetic", f"judge={judge_dir}", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "anchor_source=policy", "num_train=4", "progress=false"]) == 0
+    assert main(["train", "pairwise-ppo", "model=tiny", "data=arithmetic", f"reward={judge_dir}", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "anchor_source=policy", "num_train=4", "progress=false"]) == 0
     anchors = json.loads((run / "anchors.json").read_text())
     assert sorted(anchors) == ["0", "1", "2", "3"]
     rewards = [m["train/reward"] for m in read_metrics(run) if "train/reward" in m]
@@ -49,12 +49,15 @@ def test_pairwise_ppo_with_policy_anchors(judge_dir, tmp_path):
 
 def test_pairwise_ppo_gold_judge_against_dataset_references(tmp_path):
     # The built-in task's reference is the correct answer: a random policy never beats it.
-    result = train_pairwise_ppo(PairwisePPOConfig(model="tiny", data="arithmetic", judge="gold:arithmetic", max_steps=1, output_dir=str(tmp_path / "g"), batch_size=2, max_new_tokens=8, num_eval=0, progress=False))
+    result = train_pairwise_ppo(PairwisePPOConfig(model="tiny", data="arithmetic", reward="gold:arithmetic", max_steps=1, output_dir=str(tmp_path / "g"), batch_size=2, max_new_tokens=8, num_eval=0, progress=False))
     assert not (tmp_path / "g" / "anchors.json").exists()
     rewards = [m["train/reward"] for m in read_metrics(tmp_path / "g") if "train/reward" in m]
     assert rewards == [0.0] and result["steps"] == 1
 
 
-def test_pairwise_ppo_requires_a_judge():
-    with pytest.raises(ConfigError, match="judge="):
-        PairwisePPOConfig(model="tiny").validate()
+def test_pairwise_ppo_needs_a_reward_only_without_a_gold_judge(tmp_path):
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"prompt": "hello"}\n')
+    with pytest.raises(ConfigError, match="set reward="):
+        PairwisePPOConfig(model="tiny", data=str(data), num_eval=0).validate()
+    PairwisePPOConfig(model="tiny", data="arithmetic").validate()  # the gold judge against the anchor

@@ -7,6 +7,7 @@ import torch
 
 from prefrl.algorithms import sppo
 from prefrl.algorithms.sppo import SPPOConfig, preference_matrices, train_sppo
+from prefrl.rewards import PreferenceModelReward
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 from prefrl.preference.base import PointwisePreferenceModel, PreferenceModel
@@ -56,11 +57,11 @@ class CountingPairwise(PreferenceModel):
 def test_pointwise_oracle_needs_k_scores_per_prompt_and_pairwise_fills_both_triangles():
     responses = [["a", "bbb", "cc"], ["dd", "e", "fff"]]
     pointwise = CountingPointwise()
-    matrix = preference_matrices(pointwise, ["p", "q"], responses)
+    matrix = preference_matrices(PreferenceModelReward(pointwise), ["p", "q"], responses)
     assert pointwise.rows == 6  # K per prompt, not K²
     assert matrix[0, 1, 0].item() == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())  # σ(3 − 1)
     pairwise = CountingPairwise()
-    matrix = preference_matrices(pairwise, ["p", "q"], responses)
+    matrix = preference_matrices(PreferenceModelReward(pairwise), ["p", "q"], responses)
     assert pairwise.rows == 6  # K(K−1)/2 = 3 pairs per prompt
     assert matrix[0, 0, 1].item() == pytest.approx(0.2) and matrix[0, 1, 0].item() == pytest.approx(0.8)
     assert torch.all(matrix.diagonal(dim1=-2, dim2=-1) == 0.5)

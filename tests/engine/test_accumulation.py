@@ -57,13 +57,14 @@ class PromptHashBackend:
 def deterministic_patches() -> list[tuple[Any, str, Any]]:
     """(object, attribute, replacement): prompt-determined sampling and the digit-share reward."""
     from prefrl.algorithms import grpo, ppo, sppo
+    from prefrl.rewards import PreferenceModelReward
     from prefrl.preference.dialog import DialogGPM
     from prefrl.rollout.generation import SamplingParams
 
     def with_digit_share(original):
         def patched(config, *args, **kwargs):
             setup = original(config, *args, **kwargs)
-            setup.reward = DigitShare()
+            setup.reward = PreferenceModelReward(DigitShare())
             return setup
 
         return patched

@@ -123,7 +123,7 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
         examples.append(PairExample(prompt_ids, chosen_ids, rejected_ids))
     eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
     gold = GoldJudge(config.data) if is_task(config.data) else None
-    setup = PolicySetup(tokenizer, policy, reference, [], eval_prompts, gold, gold)
+    setup = PolicySetup(tokenizer, policy, reference, [], eval_prompts, None, gold)  # DPO learns from pairs, not a reward
     engine.start_run()
 
     # 2 + 3. The reference is frozen (a copy, or the LoRA policy with its adapter off); the held-out

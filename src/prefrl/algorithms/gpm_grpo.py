@@ -22,6 +22,7 @@ from prefrl.data.templates import thinking_judge_messages
 from prefrl.engine.rl import PolicySetup, load_policy
 from prefrl.preference.base import PointwisePreferenceModel
 from prefrl.preference.thinking_judge import KIND, parse_verdict
+from prefrl.rewards import PreferenceModelReward
 
 
 @dataclass
@@ -63,5 +64,5 @@ def train_gpm_grpo(config: GPMGRPOConfig) -> dict[str, Any]:
     reward = VerdictReward(train + evaluation)
     tokenizer, policy, reference = load_policy(config)
     # The verdict reward is both the training signal and the "gold" the evaluation reports.
-    setup = PolicySetup(tokenizer, policy, reference, train, evaluation, reward=reward, gold=reward)  # type: ignore[arg-type]
+    setup = PolicySetup(tokenizer, policy, reference, train, evaluation, reward=PreferenceModelReward(reward), gold=reward, proxy_is_gold=True)  # type: ignore[arg-type]
     return train_group_policy(config, recipe="gpm-grpo", setup=setup, model_kind=KIND)

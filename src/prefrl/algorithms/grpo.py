@@ -35,15 +35,15 @@ from prefrl.engine.rl import (
     sample_step,
     gold_rewards,
     loss_weight,
-    score_rollout,
     setup_policy,
     step_generator,
     timed,
     trim,
 )
-from prefrl.algorithms.r2m import R2MFeedback
 from prefrl.errors import ConfigError
 from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
+from prefrl.rewards import RewardRows, RewardSource, RunContext
+from prefrl.rewards.r2m import ABLATIONS, R2MSettings, r2m_reward
 from prefrl.rollout import Rollout
 
 AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]
@@ -57,7 +57,7 @@ class GRPOConfig(PolicyConfig):
     "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/grpo", "Run directory.")
-    r2m: bool = option(False, "R2M: the reward model reads the policy's hidden states and is updated after every policy step (needs a BT reward_model).")
+    r2m: bool = option(False, "R2M: the reward model reads the policy's hidden states and is updated after every policy step (needs reward=RUN_DIR of a Bradley–Terry model).")
     r2m_alpha: float = option(0.3, "α of the R2M loss (1 − α)·BT + α·GRE.")
     r2m_omega_floor: float = option(0.6, "Ω: floor of ω(t) = max(½cos(πt/T) + ½, Ω), the weight of the frozen embedding.")
     r2m_lr: float = option(1e-6, "Learning rate of the R2M feedback head.")
@@ -74,10 +74,17 @@ class GRPOConfig(PolicyConfig):
             raise ConfigError(f"config key 'scale_rewards' must be group, batch or none, got {self.scale_rewards!r}")
         if self.num_generations < 2:
             raise ConfigError("group advantages need num_generations ≥ 2")
-        if self.r2m and not self.reward_model:
-            raise ConfigError("r2m=true needs reward_model=RUN_DIR: a Bradley–Terry reward model to extend")
-        if self.r2m_ablation not in ("none", "frozen", "noise", "no-gre", "no-bt"):
-            raise ConfigError(f"config key 'r2m_ablation' must be none, frozen, noise, no-gre or no-bt, got {self.r2m_ablation!r}")
+        if self.r2m and len(self.reward_specs()) != 1:
+            raise ConfigError("r2m=true needs reward=RUN_DIR: one Bradley–Terry reward model to extend")
+        if self.r2m_ablation not in ABLATIONS:
+            raise ConfigError(f"config key 'r2m_ablation' must be one of {', '.join(ABLATIONS)}, got {self.r2m_ablation!r}")
+
+    def reward_source(self, proxy: RewardSource | None) -> RewardSource | None:
+        """The source the loop learns from: the proxy, or with r2m=true R2M around it."""
+        if not self.r2m:
+            return proxy
+        settings = R2MSettings(self.r2m_alpha, self.r2m_omega_floor, self.r2m_lr, self.r2m_refresh_bf16, self.r2m_ablation, self.bf16, self.forward_chunk_size)
+        return r2m_reward(proxy, settings)
 
 
 @dataclass
@@ -155,9 +162,16 @@ def train_group_policy(
 
     # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
     setup = setup or setup_policy(config)
+    source = config.reward_source(setup.reward)
+    if source is None:
+        raise ConfigError(f"{recipe} needs a reward: set reward=...")
     engine.start_run()
-    # R2M's feedback head and its optimizer join the checkpoint, so they exist before `prepare` resumes.
-    r2m = R2MFeedback(config, engine, setup.reward, setup.lm.config.hidden_size) if config.r2m else None
+    # A source that learns (R2M's feedback head and its optimizer) joins the checkpoint before `prepare` resumes.
+    accelerator = engine.accelerator
+    source.join_run(RunContext(
+        setup.lm.config.hidden_size, config.max_steps, config.seed, accelerator.register_for_checkpointing,
+        accelerator.num_processes, lambda tensor: accelerator.reduce(tensor, reduction="mean"),
+    ))
     engine.prepare(setup.policy, updates_per_step=config.ppo_epochs)
     stream = PromptStream(setup.train_prompts, config, engine)
     backend = make_backend(setup.lm, setup.tokenizer, bf16=config.bf16)
@@ -165,9 +179,10 @@ def train_group_policy(
     # π_old's log-probs need their own pass only if the policy moves before they are used (several
     # epochs) or the KL goes into the reward before the update.
     needs_old_logprobs = config.ppo_epochs > 1 or (config.kl_in_reward and config.kl_coef > 0)
-    # Without that pass R2M reads h from the update's own forward: micro-batches hold whole groups
-    # and a group's advantages need only its own rewards (not so when scaling by the batch's std).
-    r2m_in_update = r2m is not None and not needs_old_logprobs and config.scale_rewards != "batch"
+    # A source that reads the policy's hidden states reads them from the update's own forward when
+    # there is no such pass: micro-batches hold whole groups and a group's advantages need only its
+    # own rewards (not so when scaling by the batch's std). Else from the rollout's pass.
+    score_in_update = source.reads_policy_hidden and not needs_old_logprobs and config.scale_rewards != "batch"
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -178,54 +193,46 @@ def train_group_policy(
             # 2. Sample K responses per prompt; old and reference log-probs in the same no-grad pass.
             with timed(timings, "generation"):
                 rollout = sample_step(
-                    engine, setup, config, stream, backend, generator, return_hidden=r2m is not None and not r2m_in_update, old_logprobs=needs_old_logprobs
+                    engine, setup, config, stream, backend, generator, return_hidden=source.reads_policy_hidden and not score_in_update, old_logprobs=needs_old_logprobs
                 )
-            # 3. Rewards: the proxy drives learning; the gold judge is only watched. R2M's one
-            #    reward-model pass gives H and the frozen BT reward (no second proxy pass); its
-            #    reward also reads the policy's h, from the rollout's pass or, below, the update's.
+            # 3. Rewards: the source drives learning; the gold judge is only watched.
             with timed(timings, "reward"):
-                if r2m is None:
-                    rewards, gold = score_rollout(setup, rollout)
-                elif r2m_in_update:
-                    r2m_state, gold = r2m.prepare(rollout, engine.step), gold_rewards(setup, rollout)
-                    rewards = torch.full((rollout.num_rows,), float("nan"))  # filled group by group in stage 4
-                else:
-                    (rewards, r2m_state), gold = r2m.rewards(rollout, engine.step), gold_rewards(setup, rollout)
+                rows = RewardRows.from_rollout(rollout)
+                source.begin_step(rows, engine.step)
+                rewards = torch.full((rollout.num_rows,), float("nan")) if score_in_update else source.score(rows).float()  # in-update: filled group by group in stage 4
+                gold = gold_rewards(setup, rollout)
             kl_per_row = None
             if rollout.ref_logprobs is not None and rollout.logprobs is not None:
                 kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)
             loss_fn = lambda m, b: group_policy_loss(m, b, config)  # noqa: E731
-            if r2m_in_update:
+            if score_in_update:
                 rollout.extras["row_index"] = torch.arange(rollout.num_rows)
 
-                def r2m_advantages(batch: Rollout, hidden: torch.Tensor) -> torch.Tensor:
-                    rows = batch.extras["row_index"]
-                    rewards[rows] = r2m.score(r2m_state, rows, hidden, batch.attention_mask)
-                    return advantage_fn(rewards[rows], config.num_generations)
+                def advantages_in_update(batch: Rollout, hidden: torch.Tensor) -> torch.Tensor:
+                    batch_rows = batch.extras["row_index"]
+                    rewards[batch_rows] = source.score_in_update(batch_rows, hidden, batch.attention_mask)
+                    return advantage_fn(rewards[batch_rows], config.num_generations)
 
-                loss_fn = lambda m, b: group_policy_loss(m, b, config, r2m_advantages)  # noqa: E731
+                loss_fn = lambda m, b: group_policy_loss(m, b, config, advantages_in_update)  # noqa: E731
             else:
                 shaped = rewards - config.kl_coef * kl_per_row if (config.kl_in_reward and kl_per_row is not None) else rewards
                 with torch.no_grad():
                     rollout.extras["advantages"] = advantage_fn(shaped, config.num_generations)
 
-            # 4. Clipped updates over the rollout, `gradient_accumulation_steps` micro-batches each.
+            # 4. Clipped updates over the rollout, `gradient_accumulation_steps` micro-batches each;
+            #    then a source that learns follows the policy it just moved.
             with timed(timings, "training"):
                 for _ in range(config.ppo_epochs):
                     pieces = micro_batch_groups(rollout.num_rows, rollout.group_size, config.gradient_accumulation_steps, generator)
                     stats = engine.optimizer_step([trim(rollout.rows(rows)) for rows in pieces], loss_fn, loss_weight(config))
-            r2m_stats: dict[str, float] = {}
-            if r2m is not None:  # the reward model follows the policy it just moved
-                with timed(timings, "r2m_update"):
-                    r2m_stats = r2m.update(rollout, r2m_state, setup.policy)
+            with timed(timings, "reward_update"):
+                source_stats = source.after_update(rollout, setup.policy)
             engine.end_step()
 
             # 5. Metrics, evaluation, checkpoint.
             generated = float(rollout.response_mask.sum())
             metrics = {f"policy/{k}": v for k, v in stats.items()}
-            if r2m is not None:
-                metrics.update({f"rm/{k}": v for k, v in r2m_stats.items()})
-                metrics.update({"rm/omega": r2m_state.omega, "rm/r2m_reward": float(rewards.mean()), "rm/frozen_reward": float(r2m_state.frozen.mean())})
+            metrics.update({f"rm/{k}": v for k, v in source_stats.items()})
             metrics.update(engine.mean_over_processes({
                 "train/reward": float(rewards.mean()),
                 "train/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,

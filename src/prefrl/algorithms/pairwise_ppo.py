@@ -4,7 +4,8 @@ PPO (see ppo.py) whose sequence reward is the win probability against an anchor 
 
     R(x, y) = P(y ≻ y_anchor | x) = ½ [P(A | x, y, y_anchor) + P(B | x, y_anchor, y)]
 
-from a pairwise preference model (both orders averaged). The anchor is the dataset's `reference`
+from any reward source's `prob` (`reward=`: a pairwise preference model averages both orders; with
+no reward on a built-in task, the gold judge: 1, ½ or 0 against the anchor). The anchor is the dataset's `reference`
 response, else the initial policy's greedy response, computed once before training and cached in
 the run directory. The value model reads the anchor as well as the prompt.
 """
@@ -25,6 +26,7 @@ from prefrl.data.templates import render_prompt, with_anchor
 from prefrl.engine.rl import PolicySetup, setup_policy
 from prefrl.errors import ConfigError
 from prefrl.eval.policy import generate_responses
+from prefrl.rewards import AgainstAnchor
 from prefrl.rollout import Rollout
 from prefrl.utils import write_json
 
@@ -33,18 +35,14 @@ ANCHOR_FILE = "anchors.json"
 
 @dataclass
 class PairwisePPOConfig(PPOConfig):
-    """Pairwise PPO: reward = P(y ≻ anchor | x) from a pairwise judge; the value model sees the anchor.
+    """Pairwise PPO: reward = P(y ≻ anchor | x) from the `reward=` source (a pairwise judge); the value model sees the anchor.
     Defaults (PPO's) sized for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores (not yet measured)."""
 
     output_dir: str = option("runs/pairwise-ppo", "Run directory.")
-    judge: str = option("", "Pairwise preference model: a run directory of `prefrl train pairwise-rm`, or gold:TASK.")
     anchor_source: str = option("reference", "reference: the dataset's reference response where present, else the initial policy's greedy one; policy: always the policy's.")
-    needs_reward_model = False
 
     def validate(self) -> None:
         super().validate()
-        if not self.judge:
-            raise ConfigError("pairwise-ppo needs judge=RUN_DIR (a pairwise preference model) or judge=gold:TASK")
         if self.anchor_source not in ("reference", "policy"):
             raise ConfigError(f"config key 'anchor_source' must be reference or policy, got {self.anchor_source!r}")
 
@@ -70,14 +68,6 @@ def attach_anchors(setup: PolicySetup, config: PairwisePPOConfig, run_dir: Path,
         setup.train_prompts[i].reference = cached[str(i)]
 
 
-def anchor_rewards(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
-    prompts = rollout.row_prompts
-    anchors = [rollout.prompts[i // rollout.group_size].reference for i in range(rollout.num_rows)]
-    rewards = setup.reward.prob(prompts, rollout.responses, anchors).float()
-    gold = setup.gold.score(prompts, rollout.responses).float() if setup.gold is not None else None
-    return rewards, gold
-
-
 def value_inputs_with_anchor(setup: PolicySetup, rollout: Rollout) -> None:
     """Value model input: [left-padded prompt + anchor | the same response columns]."""
     tokenizer = setup.tokenizer
@@ -92,9 +82,10 @@ def value_inputs_with_anchor(setup: PolicySetup, rollout: Rollout) -> None:
 
 
 def train_pairwise_ppo(config: PairwisePPOConfig) -> dict[str, Any]:
-    setup = setup_policy(config, reward=config.judge, pairwise=True)
+    setup = setup_policy(config, pairwise=True)
     from accelerate import PartialState
 
     state = PartialState()
     attach_anchors(setup, config, Path(config.output_dir), state.is_main_process)
-    return train_ppo(config, recipe="pairwise-ppo", reward_fn=anchor_rewards, setup=setup, prepare_rollout=value_inputs_with_anchor)
+    assert setup.reward is not None  # validate() asks for a reward where the task has no gold judge
+    return train_ppo(config, recipe="pairwise-ppo", reward=AgainstAnchor(setup.reward), setup=setup, prepare_rollout=value_inputs_with_anchor)

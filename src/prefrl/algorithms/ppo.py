@@ -8,8 +8,8 @@ Per token t of a response (Ouyang et al. 2022; Ziegler et al. 2019):
 
 Stages per step: 1 sample → 2 reward R(x, y) (and the gold judge) → 3 old values, per-token rewards,
 GAE → 4 `ppo_epochs` passes of `num_mini_batches` clipped updates each → 5 log / checkpoint.
-The reward is a function passed in: a pointwise preference model's score here, the win probability
-against an anchor in pairwise PPO.
+The reward is any reward source (`reward=`): its score here, the win probability against an anchor
+in pairwise PPO (rewards.AgainstAnchor).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from prefrl.engine.rl import (
     make_backend,
     micro_batch_rows,
     sample_step,
-    score_rollout,
+    gold_rewards,
     setup_policy,
     step_generator,
     timed,
@@ -45,10 +45,8 @@ from prefrl.models.heads import ValueModel
 from prefrl.models.loading import load_backbone
 from prefrl.models.policy import PolicyModel, PolicyOutput
 from prefrl.objectives.policy import clipped_value_loss, explained_variance, gae_advantages, kl_penalty, masked_mean, masked_whiten, ppo_clipped_policy_loss
+from prefrl.rewards import RewardRows, RewardSource
 from prefrl.rollout import Rollout
-
-# (setup, rollout) -> (proxy rewards (N,), gold rewards (N,) or None)
-RewardFn = Callable[[PolicySetup, Rollout], "tuple[torch.Tensor, torch.Tensor | None]"]
 
 
 @dataclass
@@ -138,11 +136,17 @@ def per_token_rewards(scores: torch.Tensor, kl_per_token: torch.Tensor | None, m
     return rewards
 
 
-def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = score_rollout, setup: PolicySetup | None = None, prepare_rollout: Callable | None = None) -> dict[str, Any]:
+def train_ppo(
+    config: PPOConfig, recipe: str = "ppo", reward: RewardSource | None = None, setup: PolicySetup | None = None, prepare_rollout: Callable | None = None
+) -> dict[str, Any]:
+    """`reward` overrides the set-up's source (pairwise PPO passes its judge against the anchor)."""
     engine = Engine(config, recipe=recipe)
 
     # 1. Prompts, policy, reference, reward sources, and the value model.
     setup = setup or setup_policy(config)
+    source = reward or setup.reward
+    if source is None:
+        raise ConfigError(f"{recipe} needs a reward: set reward=...")
     value = ValueModel(load_backbone(config.value_model or config.model, dtype=config.dtype, cache_dir=config.cache_dir or None))
     engine.start_run()
     engine.prepare(ActorCritic(setup.policy, value), updates_per_step=config.ppo_epochs * config.num_mini_batches)
@@ -162,7 +166,7 @@ def train_ppo(config: PPOConfig, recipe: str = "ppo", reward_fn: RewardFn = scor
                 if prepare_rollout is not None:  # e.g. pairwise PPO adds the anchor to the value model's input
                     prepare_rollout(setup, rollout)
             with timed(timings, "reward"):
-                scores, gold = reward_fn(setup, rollout)
+                scores, gold = source.score(RewardRows.from_rollout(rollout)).float(), gold_rewards(setup, rollout)
 
             # 3. Per-token rewards, old values, GAE.
             mask = rollout.response_mask

@@ -37,14 +37,12 @@ from prefrl.objectives.preference_optimization import (
     DPO_LOSSES,
     dpo_loss,
     estimate_log_partition,
-    gold_preference_matrix,
     pair_sequence_logps,
-    pointwise_preference_matrix,
     select_sppo_pairs,
     sppo_loss,
     win_rate_against_policy,
 )
-from prefrl.preference import GoldJudge, PreferenceModel
+from prefrl.rewards import RewardSource
 from prefrl.rollout import SamplingParams, collect_rollout
 
 GENERATED_FILE = "generated.jsonl"
@@ -57,7 +55,6 @@ class SPPOConfig(PolicyConfig):
     measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
 
     output_dir: str = option("runs/sppo", "Run directory: iteration-t/ folders with generated data and policies, checkpoints/, metrics.jsonl.")
-    oracle: str = option("", "Preference oracle: a preference model's run directory (BT, pairwise, …); empty uses the task's gold judge.")
     iterations: int = option(2, "Self-play iterations T.")
     max_steps: int = option(10, "Optimizer steps per iteration.")
     batch_size: int = option(8, "Prompts per optimizer step (global); each brings its kept responses.")
@@ -73,7 +70,6 @@ class SPPOConfig(PolicyConfig):
     beta: float = option(0.1, "β of the DPO-family losses.")
     kl_coef: float = option(0.0, "Unused by SPPO (π_t's log-probs are kept from sampling); 0 loads no reference model.")
     generation_batch_size: int = option(16, "Prompts per sampling call.")
-    needs_reward_model = False
 
     def validate(self) -> None:
         super().validate()
@@ -89,28 +85,11 @@ class SPPOConfig(PolicyConfig):
             raise ConfigError(f"config key 'loss' must be sppo or one of {', '.join(DPO_LOSSES)}, got {self.loss!r}")
         if self.loss != "sppo" and self.keep != "extremes":
             raise ConfigError("DPO-family losses train on the (argmax, argmin) pair: use keep=extremes")
-        if not self.oracle and not self.data_is_task():
-            raise ConfigError(f"data={self.data!r} has no gold judge: set oracle=RUN_DIR (a trained preference model)")
-
-    def data_is_task(self) -> bool:
-        from prefrl.data.tasks import is_task
-
-        return is_task(self.data)
 
 
-def preference_matrices(oracle: PreferenceModel, prompts: list[Any], responses: list[list[str]]) -> torch.Tensor:
-    """(B, K, K) P(y_k ≻ y_k' | x) for every prompt, in one batched oracle call."""
-    count, k = len(prompts), len(responses[0])
-    if oracle.is_pointwise:
-        # K scores per prompt; the matrix follows from them (σ of differences, or 1/0/½ for a rule).
-        scores = oracle.score([p for p in prompts for _ in range(k)], [r for group in responses for r in group]).float().view(count, k)
-        return gold_preference_matrix(scores) if isinstance(oracle, GoldJudge) else pointwise_preference_matrix(scores)
-    pairs = [(b, i, j) for b in range(count) for i in range(k) for j in range(i + 1, k)]
-    probs = oracle.prob([prompts[b] for b, _, _ in pairs], [responses[b][i] for b, i, _ in pairs], [responses[b][j] for b, _, j in pairs]).float()
-    matrix = torch.full((count, k, k), 0.5)
-    for (b, i, j), p in zip(pairs, probs.tolist()):
-        matrix[b, i, j], matrix[b, j, i] = p, 1.0 - p
-    return matrix
+def preference_matrices(oracle: RewardSource, prompts: list[Any], responses: list[list[str]]) -> torch.Tensor:
+    """(B, K, K) P(y_k ≻ y_k' | x) for every prompt, in one batched oracle call (RewardSource.preference_matrix)."""
+    return oracle.preference_matrix(prompts, responses)
 
 
 def generate_iteration(setup: PolicySetup, config: SPPOConfig, prompts: list[PromptRecord], iteration: int, rank: int) -> list[dict[str, Any]]:
@@ -217,7 +196,8 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
     engine = Engine(config, recipe="sppo" if config.loss == "sppo" else f"iterative-{config.loss}")
     engine.require_equal_micro_batches()
     engine.total_steps = config.iterations * config.max_steps
-    setup = setup_policy(config, reward=config.oracle, pairwise=True)
+    setup = setup_policy(config, pairwise=True)
+    assert setup.reward is not None  # validate() asks for a reward where the task has no gold judge
     engine.start_run()
     engine.prepare(setup.policy)
     result: dict[str, Any] = {"output_dir": config.output_dir, "iterations": []}

@@ -1,8 +1,8 @@
 """Plumbing shared by the policy-optimisation recipes (PPO, GRPO, RLOO, pairwise PPO, SPPO).
 
 What is here is set-up and bookkeeping, not algorithm: the common config keys, loading the policy
-(optionally with LoRA), its frozen reference, the prompt stream, the reward sources (a proxy
-preference model and, for built-in tasks, the gold judge), the per-step sampling generator, the
+(optionally with LoRA), its frozen reference, the prompt stream, the reward sources (the
+`reward=` source and, for built-in tasks, the gold judge), the per-step sampling generator, the
 held-out evaluation and saving the final policy. Each recipe's file keeps its algorithm.
 """
 
@@ -26,17 +26,18 @@ from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.engine.threads import default_bf16
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, mean_score, prompt_kind
+from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, prompt_kind
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.models.policy import PolicyModel
-from prefrl.preference import GoldJudge, PreferenceModel, load_preference_model
+from prefrl.preference import GoldJudge
 from prefrl.preference.base import write_model_card
+from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection, build_reward_source
 from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
 from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
-class PolicyConfig(TrainConfig):
+class PolicyConfig(RewardSourceSection, TrainConfig):
     """Keys every policy-optimisation recipe accepts (on top of the training keys).
 
     The defaults are tuned for the embedded default — SmolLM2-135M-Instruct on the built-in
@@ -51,7 +52,6 @@ class PolicyConfig(TrainConfig):
     warmup_ratio: float = option(0.0, "Fraction of the optimizer steps spent warming the learning rate up.")
     lr_scheduler: str = option("constant", "Decay after warm-up: cosine, linear or constant.")
     bf16: bool = option(default_bf16(), "bfloat16 autocast (weights and optimizer stay float32); default: on where the GPU or CPU has bf16 units ($PREFRL_DEFAULT_BF16=0|1 overrides).")
-    reward_model: str = option("", "Reward: a pointwise preference model's run directory; empty uses the task's gold judge.")
     num_generations: int = option(8, "Samples per prompt (K).")
     max_new_tokens: int = option(64, "Longest sampled response (64 tokens fit every `constraints` kind, 40 words included).")
     temperature: float = option(1.0, "Sampling temperature (log-probs are taken at the same temperature).")
@@ -72,10 +72,11 @@ class PolicyConfig(TrainConfig):
     forward_chunk_size: int = option(16, "Rows per no-grad forward when computing rollout log-probs.")
     data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`).")
 
-    needs_reward_model = True  # class attribute: pairwise PPO takes a judge instead
+    needs_reward_model = True  # class attribute: False where the recipe brings its own reward (gpm-grpo, dpo)
 
     def validate(self) -> None:
         super().validate()
+        self.validate_reward()
         if self.num_generations < 1:
             raise ConfigError("config key 'num_generations' must be at least 1")
         if not 0 < self.top_p <= 1:
@@ -86,8 +87,8 @@ class PolicyConfig(TrainConfig):
             raise ConfigError(f"config key 'kl_estimator' must be k1, k2 or k3, got {self.kl_estimator!r}")
         if self.loss_aggregation not in ("token-mean", "sequence-mean", "fixed-length-sum"):
             raise ConfigError(f"config key 'loss_aggregation' must be token-mean, sequence-mean or fixed-length-sum, got {self.loss_aggregation!r}")
-        if not self.reward_model and not is_task(self.data) and self.needs_reward_model:
-            raise ConfigError(f"data={self.data!r} has no gold judge: set reward_model=RUN_DIR (a trained preference model)")
+        if not self.reward_specs() and not is_task(self.data) and self.needs_reward_model:
+            raise ConfigError(f"data={self.data!r} has no gold judge: set reward=... (a preference-model run directory, module:function, hf:MODEL, a URL; see --help)")
 
 
 class FrozenReference(PolicyModel):
@@ -105,8 +106,9 @@ class PolicySetup:
     reference: PolicyModel | None
     train_prompts: list[PromptRecord]
     eval_prompts: list[PromptRecord]
-    reward: PreferenceModel | None  # the proxy (pointwise, or pairwise for pairwise PPO), or the gold judge
+    reward: RewardSource | None  # where the reward comes from (`reward=`): the proxy, or the gold judge
     gold: GoldJudge | None  # the task's gold judge, logged beside the proxy
+    proxy_is_gold: bool = False  # the reward is the gold judge itself (then no separate proxy to watch)
     initial_answers: HeldOutAnswers | None = None  # the initial policy's held-out answers (the paired baseline)
     last_answers: HeldOutAnswers | None = None  # the latest evaluation's answers
 
@@ -136,22 +138,21 @@ def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | N
     return tokenizer, PolicyModel(lm), reference
 
 
-def setup_policy(config: PolicyConfig, reward: str | None = None, pairwise: bool = False) -> PolicySetup:
+def setup_policy(config: PolicyConfig, pairwise: bool = False) -> PolicySetup:
     """Stage 1 of every policy recipe: prompts (validated), policy, reference, reward sources.
 
-    `reward` overrides `config.reward_model`; `pairwise=True` accepts a pairwise preference model
-    (pairwise PPO's judge) where the other recipes need a pointwise one."""
+    `pairwise=True` accepts a pairwise preference model (pairwise PPO's judge, SPPO's oracle) where
+    the other recipes need a pointwise one."""
     train_prompts = load_prompts(config.data, config.train_split, config.data_seed, config.num_train)
     eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
     gold = GoldJudge(config.data) if is_task(config.data) else None
-    reward_source = reward if reward is not None else config.reward_model
-    proxy = load_preference_model(reward_source) if reward_source else gold
+    proxy = build_reward_source(config, config.data)
     if proxy is not None:
-        proxy.autocast_bf16 = config.bf16
+        proxy.bf16 = config.bf16
     if proxy is not None and not pairwise and not proxy.is_pointwise:
-        raise ConfigError(f"reward_model={reward_source!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
+        raise ConfigError(f"reward={config.reward!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
     tokenizer, policy, reference = load_policy(config)
-    return PolicySetup(tokenizer, policy, reference, train_prompts, eval_prompts, proxy, gold)
+    return PolicySetup(tokenizer, policy, reference, train_prompts, eval_prompts, proxy, gold, proxy_is_gold=config.reward_specs() in ([], ["gold"]))
 
 
 class PromptStream:
@@ -240,12 +241,6 @@ def _trim_extra(key: str, value: torch.Tensor, rollout: Rollout, response_column
     return value
 
 
-def score_rollout(setup: PolicySetup, rollout: Rollout) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(proxy rewards (N,), gold rewards (N,) or None) for every row of the rollout."""
-    proxy = setup.reward.score(rollout.row_prompts, rollout.responses).float()
-    return proxy, gold_rewards(setup, rollout)
-
-
 def gold_rewards(setup: PolicySetup, rollout: Rollout) -> torch.Tensor | None:
     """The task's gold judge on every row (watched next to the proxy, never learned from); None without one."""
     return setup.gold.score(rollout.row_prompts, rollout.responses).float() if setup.gold is not None else None
@@ -283,8 +278,8 @@ def evaluate_policy(setup: PolicySetup, config: PolicyConfig, lm: torch.nn.Modul
     baseline = setup.initial_answers.gold_scores if setup.initial_answers is not None else None
     report = held_out_report(setup.eval_prompts, answers.responses, answers.lengths, answers.gold_scores, baseline)
     metrics = {f"eval/{k}": v for k, v in report.items()}
-    if setup.reward is not None and setup.reward is not setup.gold and setup.reward.is_pointwise:
-        metrics["eval/proxy_reward"] = mean_score(setup.reward, setup.eval_prompts, answers.responses)
+    if setup.reward is not None and not setup.proxy_is_gold and setup.reward.is_pointwise and not setup.reward.reads_policy_hidden:
+        metrics["eval/proxy_reward"] = float(setup.reward.score(RewardRows.from_records(setup.eval_prompts, answers.responses)).nanmean())
     metrics["eval/seconds"] = time.perf_counter() - started
     return metrics
 

@@ -1,4 +1,4 @@
-"""R2M inside GRPO/RLOO on the tiny model."""
+"""R2M as a reward source inside GRPO/RLOO on the tiny model."""
 
 import pytest
 import torch
@@ -21,7 +21,7 @@ def reward_model(tmp_path_factory):
 @pytest.mark.parametrize("recipe", ["grpo", "rloo"])
 def test_cli_logs_the_r2m_quantities(tmp_path, reward_model, recipe):
     run = tmp_path / recipe
-    assert main(["train", recipe, "model=tiny", "data=arithmetic", "r2m=true", f"reward_model={reward_model}", "max_steps=3", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=0", "progress=false"]) == 0
+    assert main(["train", recipe, "model=tiny", "data=arithmetic", "r2m=true", f"reward={reward_model}", "max_steps=3", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=0", "progress=false"]) == 0
     steps = [m for m in read_metrics(run) if "rm/omega" in m]
     assert len(steps) == 3 and steps[0]["rm/omega"] == 1.0 and steps[-1]["rm/omega"] < 1.0
     for key in ("rm/bt", "rm/gre", "rm/r2m_reward", "rm/frozen_reward"):
@@ -40,19 +40,19 @@ def test_with_omega_one_the_r2m_reward_is_the_frozen_reward_exactly(reward_model
 
 
 def test_an_update_moves_the_head_and_never_the_backbone(tmp_path, reward_model, monkeypatch):
-    from prefrl.algorithms import r2m as r2m_module
+    from prefrl.rewards import r2m as r2m_module
 
     snapshots = {}
-    original_init = r2m_module.R2MFeedback.__init__
+    original_join = r2m_module.R2MReward.join_run
 
     def keep(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
+        original_join(self, *args, **kwargs)
         snapshots["feedback"] = self
         snapshots["head"] = {k: v.clone() for k, v in self.model.head.state_dict().items()}
         snapshots["backbone"] = {k: v.clone() for k, v in self.model.base.reward_model.state_dict().items()}
 
-    monkeypatch.setattr(r2m_module.R2MFeedback, "__init__", keep)
-    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_lr=1e-2, reward_model=str(reward_model), max_steps=2, output_dir=str(tmp_path / "g"), batch_size=2, num_generations=4, max_new_tokens=8, num_eval=0, progress=False))
+    monkeypatch.setattr(r2m_module.R2MReward, "join_run", keep)
+    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_lr=1e-2, reward=str(reward_model), max_steps=2, output_dir=str(tmp_path / "g"), batch_size=2, num_generations=4, max_new_tokens=8, num_eval=0, progress=False))
     feedback = snapshots["feedback"]
     after_head = feedback.model.head.state_dict()
     after_backbone = feedback.model.base.reward_model.state_dict()
@@ -63,7 +63,7 @@ def test_an_update_moves_the_head_and_never_the_backbone(tmp_path, reward_model,
 @pytest.mark.parametrize("ablation", ["frozen", "noise", "no-gre", "no-bt"])
 def test_ablations_run(tmp_path, reward_model, ablation):
     run = tmp_path / ablation
-    train_group_policy(RLOOConfig(model="tiny", data="arithmetic", r2m=True, r2m_ablation=ablation, reward_model=str(reward_model), max_steps=1, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
+    train_group_policy(RLOOConfig(model="tiny", data="arithmetic", r2m=True, r2m_ablation=ablation, reward=str(reward_model), max_steps=1, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
     (step,) = [m for m in read_metrics(run) if "rm/omega" in m]
     assert ("rm/loss" in step) == (ablation != "frozen")
 
@@ -111,7 +111,7 @@ def test_rewards_read_from_the_update_forward_equal_those_from_the_rollout_pass(
 
 def test_a_bf16_refresh_runs_inside_grpo(tmp_path, reward_model):
     run = tmp_path / "bf16"
-    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_refresh_bf16=True, reward_model=str(reward_model), max_steps=2, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
+    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_refresh_bf16=True, reward=str(reward_model), max_steps=2, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
     steps = [m for m in read_metrics(run) if "rm/loss" in m]
     assert len(steps) == 2 and all(torch.isfinite(torch.tensor(m["rm/r2m_reward"])) for m in steps)
 
@@ -119,21 +119,56 @@ def test_a_bf16_refresh_runs_inside_grpo(tmp_path, reward_model):
 def test_scoring_inside_a_bf16_update_stays_float32(reward_model):
     """The in-update scoring runs within the engine's autocast; R2M's reward must not drop to bf16
     (at ω = 1 it is still the frozen reward to the last bit, at ω < 1 equal to scoring outside)."""
-    from types import SimpleNamespace
+    from prefrl.rewards import PreferenceModelReward, RunContext
+    from prefrl.rewards.r2m import R2MReward, R2MSettings, R2MState
 
-    from prefrl.algorithms.r2m import R2MFeedback, R2MState
-
-    engine = SimpleNamespace(accelerator=SimpleNamespace(register_for_checkpointing=lambda obj: None, num_processes=1))
-    config = GRPOConfig(model="tiny", r2m=True, reward_model=str(reward_model))
-    feedback = R2MFeedback(config, engine, load_preference_model(str(reward_model)), policy_hidden_size=32)
+    feedback = R2MReward(PreferenceModelReward(load_preference_model(str(reward_model))), R2MSettings())
+    feedback.join_run(RunContext(policy_hidden_size=32, max_steps=2, seed=0, register_for_checkpointing=lambda obj: None))
     embeddings = feedback.model.reward_embeddings(["q1", "q2", "q3"], ["a", "bb", "ccc"])
     hidden, mask, rows = torch.randn(3, 6, 32), torch.ones(3, 6, dtype=torch.long), torch.arange(3)
     for omega in (1.0, 0.6):
-        state = R2MState(embeddings, feedback.model.frozen_rewards(embeddings), omega)
-        outside = feedback.score(state, rows, hidden, mask)
+        state = R2MState(embeddings, feedback.model.frozen_rewards(embeddings), omega, torch.full((3,), float("nan")))
+        feedback.state = state
+        outside = feedback.score_in_update(rows, hidden, mask)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            inside = feedback.score(state, rows, hidden.bfloat16(), mask)
+            inside = feedback.score_in_update(rows, hidden.bfloat16(), mask)
         assert inside.dtype == torch.float32
         torch.testing.assert_close(inside, outside, atol=0.02, rtol=0.02)  # h itself came in bf16
         if omega == 1.0:
             assert torch.equal(inside, state.frozen)
+
+
+# GRPO/RLOO r2m=true on the tiny model, 2 steps, recorded with the loop as it was before R2M became a
+# reward source (algorithms/r2m.py and its three-way branch in the GRPO loop, commit a58a0f4).
+BEFORE_THE_PROTOCOL = {
+    # one clipped pass: h read from the update's own forward
+    "grpo_in_update": [
+        {"train/reward": 0.26109737157821655, "policy/policy_loss": 4.857778549194336e-06, "rm/loss": 0.8042910099029541, "rm/frozen_reward": 0.26109737157821655, "rm/omega": 1.0, "rm/bt": 0.6898623704910278, "rm/gre": 1.071291208267212},
+        {"train/reward": 0.17869213223457336, "policy/policy_loss": 7.152557373046875e-07, "rm/loss": 0.8064232468605042, "rm/frozen_reward": 0.29403868317604065, "rm/omega": 0.6, "rm/bt": 0.6861461400985718, "rm/gre": 1.0870697498321533},
+    ],
+    # two epochs: h read from the rollout's no-grad pass
+    "grpo_rollout_h": [
+        {"train/reward": 0.26109737157821655, "policy/policy_loss": -0.006056938320398331, "rm/loss": 0.8042910099029541, "rm/frozen_reward": 0.26109737157821655, "rm/omega": 1.0, "rm/bt": 0.6898623704910278, "rm/gre": 1.071291208267212},
+        {"train/reward": 0.1788444221019745, "policy/policy_loss": -0.002865297719836235, "rm/loss": 0.8064014911651611, "rm/frozen_reward": 0.29403868317604065, "rm/omega": 0.6, "rm/bt": 0.6861401796340942, "rm/gre": 1.0870112180709839},
+    ],
+    "rloo": [
+        {"train/reward": 0.26109737157821655, "policy/policy_loss": 2.2351741790771484e-08, "rm/loss": 0.8042910099029541, "rm/frozen_reward": 0.26109737157821655, "rm/omega": 1.0, "rm/bt": 0.6898623704910278, "rm/gre": 1.071291208267212},
+        {"train/reward": 0.1787659227848053, "policy/policy_loss": 8.381903171539307e-09, "rm/loss": 0.8064139485359192, "rm/frozen_reward": 0.29403868317604065, "rm/omega": 0.6, "rm/bt": 0.6861456632614136, "rm/gre": 1.0870399475097656},
+    ],
+}
+
+
+def test_r2m_as_a_reward_source_gives_the_numbers_of_the_old_loop(tmp_path):
+    """Same seeds, same tiny models: the protocol's hooks reproduce the old R2M branch step by step."""
+    rm = tmp_path / "rm"
+    train_reward(RewardConfig(model="tiny", data="arithmetic", output_dir=str(rm), max_steps=2, batch_size=2, num_train=4, num_eval=0, progress=False))
+    runs = {"grpo_in_update": (GRPOConfig, {}), "grpo_rollout_h": (GRPOConfig, {"ppo_epochs": 2}), "rloo": (RLOOConfig, {})}
+    for name, (config_class, extra) in runs.items():
+        run = tmp_path / name
+        train_group_policy(config_class(model="tiny", data="arithmetic", r2m=True, r2m_lr=1e-2, reward=str(rm), max_steps=2, output_dir=str(run), batch_size=2, num_generations=4, max_new_tokens=8, num_eval=0, progress=False, **extra))
+        steps = [m for m in read_metrics(run) if "train/reward" in m]
+        assert len(steps) == 2
+        for got, expected in zip(steps, BEFORE_THE_PROTOCOL[name]):
+            for key, value in expected.items():
+                assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
+            assert got["rm/r2m_reward"] == got["train/reward"]
