@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_group_policy
+from prefrl.algorithms.grpo import GRPOConfig, train_group_policy
 from prefrl.algorithms.reward import RewardConfig, train_reward
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics

@@ -91,15 +91,18 @@ class Rollout:
     def rows(self, index: torch.Tensor | Sequence[int]) -> "Rollout":
         """The sub-rollout of the given rows (for micro-batches); prompt-level fields are kept whole."""
         index = torch.as_tensor(index, dtype=torch.long)
-        picked = {name: value.rows(index) if isinstance(value, SideInput) else value[index] for name, value in _row_fields(self).items()}
+        picked = {name: value.rows(index) if kind == SIDE_SEQUENCE else value[index] for name, (kind, value) in _row_fields(self).items()}
         return replace(self, responses=[self.responses[i] for i in index.tolist()], **picked)
 
 
-def _row_fields(rollout: Rollout, kinds: tuple[str, ...] = (SEQUENCE, PER_TOKEN, PER_ROW, SIDE_SEQUENCE)) -> dict[str, Any]:
-    """The set (not None) fields of the given kinds, by name."""
-    return {
-        f.name: getattr(rollout, f.name) for f in fields(rollout) if f.metadata.get("kind") in kinds and getattr(rollout, f.name) is not None
-    }
+def _row_fields(rollout: Rollout, kinds: tuple[str, ...] = (SEQUENCE, PER_TOKEN, PER_ROW, SIDE_SEQUENCE)) -> dict[str, tuple[str, Any]]:
+    """The set (not None) fields of the given kinds: name -> (kind, value)."""
+    found = {}
+    for f in fields(rollout):
+        kind, value = f.metadata.get("kind"), getattr(rollout, f.name)
+        if kind in kinds and value is not None:
+            found[f.name] = (kind, value)
+    return found
 
 
 def trim(rollout: Rollout) -> Rollout:
@@ -114,15 +117,12 @@ def trim(rollout: Rollout) -> Rollout:
     last = int(response_cols[-1]) + 1 if len(response_cols) else 1
     total_end = rollout.prompt_length + last
     cut = rollout.response_mask.shape[1] - last
-    trimmed: dict[str, Any] = {}
-    for name, value in _row_fields(rollout, (SEQUENCE, PER_TOKEN, SIDE_SEQUENCE)).items():
-        kind = next(f.metadata["kind"] for f in fields(rollout) if f.name == name)
-        if kind == SEQUENCE:
-            trimmed[name] = value[:, first:total_end]
-        elif kind == PER_TOKEN:
-            trimmed[name] = value[:, :last]
-        else:
-            trimmed[name] = value.drop_last_columns(cut)
+    column_cuts = {
+        SEQUENCE: lambda t: t[:, first:total_end],
+        PER_TOKEN: lambda t: t[:, :last],
+        SIDE_SEQUENCE: lambda side: side.drop_last_columns(cut),
+    }
+    trimmed = {name: column_cuts[kind](value) for name, (kind, value) in _row_fields(rollout, tuple(column_cuts)).items()}
     return replace(rollout, prompt_length=rollout.prompt_length - first, **trimmed)
 
 
