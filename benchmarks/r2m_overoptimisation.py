@@ -79,9 +79,13 @@ def main() -> None:
                     curves.setdefault((algo, variant), []).append(reward_curves(read_metrics(run)))
                     continue
                 ablation = VARIANTS[variant]
+                # R2M's keys belong to GRPO's config (RLOO's accepts only what it reads): RLOO runs plain.
+                if ablation is not None and algo != "grpo":
+                    print(f"skipping {algo}/{variant}: r2m is a grpo key")
+                    continue
+                r2m_keys = dict(r2m=ablation is not None, r2m_ablation=ablation or "none", r2m_lr=args.r2m_lr) if algo == "grpo" else {}
                 config = config_class(
-                    model=args.model, data=args.data, reward_model=proxy, r2m=ablation is not None, r2m_ablation=ablation or "none",
-                    r2m_lr=args.r2m_lr, seed=seed, max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations,
+                    model=args.model, data=args.data, reward_model=proxy, **r2m_keys, seed=seed, max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations,
                     max_new_tokens=args.max_new_tokens, lr=args.lr, num_eval=0, output_dir=str(run), progress=False,
                 )
                 train_group_policy(config, recipe=algo)
