@@ -79,9 +79,9 @@ def main() -> None:
                     curves.setdefault((algo, variant), []).append(reward_curves(read_metrics(run)))
                     continue
                 ablation = VARIANTS[variant]
+                r2m_keys = dict(r2m=ablation is not None, r2m_ablation=ablation or "none", r2m_lr=args.r2m_lr)
                 config = config_class(
-                    model=args.model, data=args.data, reward=proxy, r2m=ablation is not None, r2m_ablation=ablation or "none",
-                    r2m_lr=args.r2m_lr, seed=seed, max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations,
+                    model=args.model, data=args.data, reward=proxy, **r2m_keys, seed=seed, max_steps=args.steps, batch_size=args.batch_size, num_generations=args.num_generations,
                     max_new_tokens=args.max_new_tokens, lr=args.lr, num_eval=0, output_dir=str(run), progress=False,
                 )
                 train_group_policy(config, recipe=algo)

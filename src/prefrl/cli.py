@@ -161,7 +161,7 @@ def _train(tokens: Sequence[str]) -> int:
         if aliases:
             print(f"\nTRL's names accepted: {', '.join(aliases)}")
         return 0
-    config = load_config(config_class, args.config, args.overrides)
+    config = load_config(config_class, args.config, args.overrides, recipe=args.recipe)
     result = train(config)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -1,6 +1,7 @@
 """Recipe configs: one dataclass per recipe, loaded from YAML with `key=value` overrides.
 
-Every field carries its help text in `metadata["help"]` so `prefrl train <recipe> --help` can list
+A recipe's config composes the sections (`ConfigSection`) its code reads, so it accepts exactly
+those keys. Every field carries its help text in `metadata["help"]` so `prefrl train <recipe> --help` can list
 them. Unknown keys fail with the list of valid ones; values are coerced to the field's type.
 TRL's names for the same settings are accepted as aliases (`TRL_ALIASES`), in YAML files and on
 the command line, where the recipe has the key they stand for.
@@ -30,43 +31,118 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirro
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
+class ConfigSection:
+    """A group of config keys that one concern reads. A recipe's config inherits exactly the sections
+    its code reads, so its `--help` lists and its loader accepts only those keys. Every section
+    validates its own keys in `validate`, calling `super().validate()` so that all of a recipe's
+    sections run (cooperative multiple inheritance)."""
+
+    def validate(self) -> None:
+        """Checks that need no model or data; the engine checks what depends on the world size."""
+
+
+def _at_least(config: Any, minimum: int, *keys: str) -> None:
+    for key in keys:
+        if getattr(config, key) < minimum:
+            bound = "at least 1" if minimum == 1 else "0 or more"
+            raise ConfigError(f"config key {key!r} must be {bound}, got {getattr(config, key)}")
+
+
+def _one_of(config: Any, key: str, allowed: tuple[str, ...]) -> None:
+    if getattr(config, key) not in allowed:
+        raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {getattr(config, key)!r}")
+
+
 @dataclasses.dataclass
-class TrainConfig:
-    """Keys every training recipe accepts: what to train, on what, where, and the engine's knobs."""
+class RunSection(ConfigSection):
+    """What to train, where, and the engine's knobs: keys every recipe reads."""
 
     model: str = option("smollm2-135m-instruct", "Model to start from: a Hugging Face name, a local path, or a built-in name (smollm2-135m-instruct, tiny).")
-    data: str = option("arithmetic", "Training data: a built-in task (arithmetic, constraints), a local jsonl/json/parquet/csv file, or a Hugging Face dataset name.")
     output_dir: str = option("runs/run", "Run directory: resolved config, metrics.jsonl, checkpoints and the final model.")
     seed: int = option(0, "Seed for data order, head initialisation and sampling.")
     max_steps: int = option(100, "Number of optimizer steps.")
     batch_size: int = option(8, "Global batch: examples per optimizer step, summed over processes and accumulation steps.")
-    lr: float = option(1e-5, "Peak learning rate (AdamW).")
     gradient_accumulation_steps: int = option(1, "Micro-batches per optimizer step on each process; batch_size must divide evenly.")
+    bf16: bool = option(False, "Mixed precision in bfloat16 (autocast); weights and optimizer stay float32.")
+    dtype: str = option("float32", "dtype the model weights are loaded in: float32 or bfloat16.")
+    resume: bool = option(False, "Continue from the newest checkpoint in output_dir.")
+    overwrite: bool = option(False, "Start afresh in an output_dir that holds another run: delete its checkpoints, metrics, eval.json and model/ first (without it, or resume, such a directory is refused).")
+    logging_steps: int = option(1, "Write metrics every N optimizer steps.")
+    report_to: str = option("none", "Extra trackers through accelerate: none, tensorboard, wandb (comma-separated).")
+    progress: bool = option(True, "Show a progress bar with ETA.")
+    cache_dir: str = option("", "Where converted built-in models are cached (default: $PREFRL_CACHE or ~/.cache/prefrl).")
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass instead of keeping them (Hugging Face gradient checkpointing, non-reentrant): less memory, ~30% more compute.")
+    num_threads: int = option(0, "CPU intra-op threads for torch (0: every core this process may use; idle OpenMP threads sleep, so a busy machine slows a run ~2× at most, docs/benchmarks.md). 1 when several jobs share the cores.")
+
+    def validate(self) -> None:
+        super().validate()
+        _at_least(self, 1, "max_steps", "batch_size", "gradient_accumulation_steps", "logging_steps")
+        _at_least(self, 0, "num_threads")
+        if self.resume and self.overwrite:
+            raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run in output_dir, overwrite deletes it")
+        _one_of(self, "dtype", ("float32", "bfloat16"))
+        for tracker in (t.strip() for t in self.report_to.split(",") if t.strip()):
+            if tracker not in ("none", "tensorboard", "wandb"):
+                raise ConfigError(f"config key 'report_to': unknown tracker {tracker!r} (none, tensorboard, wandb)")
+
+
+@dataclasses.dataclass
+class OptimSection(ConfigSection):
+    """AdamW and its learning-rate schedule."""
+
+    lr: float = option(1e-5, "Peak learning rate (AdamW).")
     weight_decay: float = option(0.0, "AdamW weight decay.")
     adam_beta1: float = option(0.9, "AdamW beta1.")
     adam_beta2: float = option(0.999, "AdamW beta2.")
     warmup_ratio: float = option(0.1, "Fraction of max_steps spent warming the learning rate up linearly from 0.")
     lr_scheduler: str = option("cosine", "Decay after warm-up: cosine, linear or constant.")
     max_grad_norm: float = option(1.0, "Clip the global gradient norm to this value (0 disables clipping).")
-    bf16: bool = option(False, "Mixed precision in bfloat16 (autocast); weights and optimizer stay float32.")
-    dtype: str = option("float32", "dtype the model weights are loaded in: float32 or bfloat16.")
+
+    def validate(self) -> None:
+        super().validate()
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"config key 'lr' must be a positive finite number, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        _one_of(self, "lr_scheduler", ("cosine", "linear", "constant"))
+
+
+@dataclasses.dataclass
+class CheckpointSection(ConfigSection):
+    """Resumable checkpoints during the run."""
+
     save_steps: int = option(0, "Write a resumable checkpoint every N optimizer steps (0: only at the end).")
     save_total_limit: int = option(2, "Keep at most this many step checkpoints (oldest removed first; 0 keeps all).")
-    resume: bool = option(False, "Continue from the newest checkpoint in output_dir.")
-    overwrite: bool = option(False, "Start afresh in an output_dir that holds another run: delete its checkpoints, metrics, eval.json and model/ first (without it, or resume, such a directory is refused).")
-    logging_steps: int = option(1, "Write metrics every N optimizer steps.")
-    report_to: str = option("none", "Extra trackers through accelerate: none, tensorboard, wandb (comma-separated).")
-    progress: bool = option(True, "Show a progress bar with ETA.")
-    max_length: int = option(512, "Longest tokenized sequence (prompt + response); longer rows are an error at start-up.")
+
+    def validate(self) -> None:
+        super().validate()
+        _at_least(self, 0, "save_steps", "save_total_limit")
+
+
+@dataclasses.dataclass
+class DataSection(ConfigSection):
+    """The training data."""
+
+    data: str = option("arithmetic", "Training data: a built-in task (arithmetic, constraints), a local jsonl/json/parquet/csv file, or a Hugging Face dataset name.")
     train_split: str = option("train", "Split of `data` to train on (a file without splits: its rows not held out for evaluation).")
+    num_train: int = option(0, "Rows of a built-in task to generate for training, or rows of a file to keep (0: all; tasks default to 1000).")
+    data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`, so every run sees the same test split).")
+
+    def validate(self) -> None:
+        super().validate()
+        _at_least(self, 0, "num_train")
+
+
+@dataclasses.dataclass
+class EvaluationSection(DataSection):
+    """The held-out evaluation at the end of the run (and of the initial model where the recipe
+    compares the two); it extends the data section with where the held-out rows come from."""
+
     eval_split: str = option("test", "Split of `data` to evaluate on (a file without splits: the rows held out by eval_fraction, or eval_data).")
     eval_data: str = option("", "Evaluation data, kept apart from `data`: a file or dataset name (default: a built-in task's or dataset's eval_split, or for a file the held-out eval_fraction of its rows).")
     eval_fraction: float = option(0.1, "When `data` is a file without splits, no eval_data is given and num_eval > 0: the fraction of its prompts held out for evaluation (deterministic in data_seed; all rows of a prompt go the same way).")
-    num_train: int = option(0, "Rows of a built-in task to generate for training, or rows of a file to keep (0: all; tasks default to 1000).")
     num_eval: int = option(200, "Rows for evaluation at the end (0 disables the final evaluation).")
-    cache_dir: str = option("", "Where converted built-in models are cached (default: $PREFRL_CACHE or ~/.cache/prefrl).")
-    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass instead of keeping them (Hugging Face gradient checkpointing, non-reentrant): less memory, ~30% more compute.")
-    num_threads: int = option(0, "CPU intra-op threads for torch (0: every core this process may use; idle OpenMP threads sleep, so a busy machine slows a run ~2× at most, docs/benchmarks.md). 1 when several jobs share the cores.")
+    eval_batch_size: int = option(16, "Rows per forward or generation call in evaluation.")
 
     def __post_init__(self) -> None:
         # The loaders split a file into train/eval rows; they learn this run's settings here, so a
@@ -78,32 +154,29 @@ class TrainConfig:
         )
 
     def validate(self) -> None:
-        """Checks that need no model or data; the engine checks what depends on the world size."""
-        positive = ("max_steps", "batch_size", "gradient_accumulation_steps", "logging_steps", "max_length")
-        for key in positive:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key {key!r} must be at least 1, got {getattr(self, key)}")
-        for key in ("save_steps", "save_total_limit", "num_train", "num_eval", "num_threads"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"config key {key!r} must be 0 or more, got {getattr(self, key)}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"config key 'lr' must be a positive finite number, got {self.lr}")
+        super().validate()
+        _at_least(self, 0, "num_eval")
+        _at_least(self, 1, "eval_batch_size")
         if not 0 <= self.eval_fraction < 1:
             raise ConfigError(f"config key 'eval_fraction' must be in [0, 1), got {self.eval_fraction}")
-        if self.resume and self.overwrite:
-            raise ConfigError("resume=true and overwrite=true contradict each other: resume continues the run in output_dir, overwrite deletes it")
         if self.train_split == self.eval_split and not self.eval_data and self.num_eval:
             raise ConfigError(f"train_split and eval_split are both {self.train_split!r}: evaluation would score training rows (set eval_split, eval_data, or num_eval=0)")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ConfigError(f"config key 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
-        choices = {"lr_scheduler": ("cosine", "linear", "constant"), "dtype": ("float32", "bfloat16")}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                raise ConfigError(f"config key {key!r} must be one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        trackers = [t.strip() for t in self.report_to.split(",") if t.strip()]
-        for tracker in trackers:
-            if tracker not in ("none", "tensorboard", "wandb"):
-                raise ConfigError(f"config key 'report_to': unknown tracker {tracker!r} (none, tensorboard, wandb)")
+
+
+@dataclasses.dataclass
+class MaxLengthSection(ConfigSection):
+    """The longest tokenized training row, checked before the first step."""
+
+    max_length: int = option(512, "Longest tokenized sequence (prompt + response); longer rows are an error at start-up.")
+
+    def validate(self) -> None:
+        super().validate()
+        _at_least(self, 1, "max_length")
+
+
+@dataclasses.dataclass
+class TrainConfig(MaxLengthSection, EvaluationSection, CheckpointSection, OptimSection, RunSection):
+    """The sections a supervised recipe on preference pairs reads (and what the engine's tests build)."""
 
 
 def config_fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -200,21 +273,22 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     return value
 
 
-def _unknown_key_error(key: Any, cls: type, source: str) -> ConfigError:
+def _unknown_key_error(key: Any, cls: type, source: str, recipe: str | None = None) -> ConfigError:
     key = str(key)
+    where = f" for recipe {recipe!r}" if recipe else ""
     valid = sorted(config_fields(cls))
     if key in RENAMED_KEYS and RENAMED_KEYS[key][0] in valid:
         new_key, usage = RENAMED_KEYS[key]
         return ConfigError(f"config key {key!r} ({source}) was renamed: use {usage}")
     if key in NOT_ALIASES:
-        return ConfigError(f"config key {key!r} ({source}) is not accepted: {NOT_ALIASES[key]}")
+        return ConfigError(f"config key {key!r}{where} ({source}) is not accepted: {NOT_ALIASES[key]}")
     if key in TRL_ALIASES:
         return ConfigError(
-            f"config key {key!r} ({source}) is TRL's name for {TRL_ALIASES[key]!r}, which this recipe does not have. Valid keys: {', '.join(valid)}"
+            f"config key {key!r}{where} ({source}) is TRL's name for {TRL_ALIASES[key]!r}, which this recipe does not have. Valid keys: {', '.join(valid)}"
         )
     close = difflib.get_close_matches(key, valid + sorted(a for a, t in TRL_ALIASES.items() if t in valid), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {key!r} ({source}).{hint} Valid keys: {', '.join(valid)}")
+    return ConfigError(f"unknown config key {key!r}{where} ({source}).{hint} Valid keys: {', '.join(valid)}")
 
 
 def normalise_key(key: str) -> str:
@@ -235,8 +309,9 @@ def parse_overrides(overrides: list[str]) -> dict[str, str]:
     return parsed
 
 
-def load_config(cls: type[C], config_file: str | None = None, overrides: list[str] | None = None) -> C:
-    """Build `cls` from an optional YAML file and `key=value` overrides (overrides win)."""
+def load_config(cls: type[C], config_file: str | None = None, overrides: list[str] | None = None, recipe: str | None = None) -> C:
+    """Build `cls` from an optional YAML file and `key=value` overrides (overrides win); a key `cls`
+    does not have is an error that names `recipe`."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     if config_file:
@@ -256,12 +331,12 @@ def load_config(cls: type[C], config_file: str | None = None, overrides: list[st
         for key, value in loaded.items():
             name = resolve_key(key, cls) if isinstance(key, str) else None
             if name is None:
-                raise _unknown_key_error(key, cls, f"in {config_file}")
+                raise _unknown_key_error(key, cls, f"in {config_file}", recipe)
             values[name] = _coerce(name, value, hints[name])
     for key, value in parse_overrides(overrides or []).items():
         name = resolve_key(key, cls)
         if name is None:
-            raise _unknown_key_error(key, cls, "on the command line")
+            raise _unknown_key_error(key, cls, "on the command line", recipe)
         values[name] = _coerce(name, value, hints[name])
     config = cls(**values)
     validate = getattr(config, "validate", None)

@@ -63,7 +63,7 @@ def test_an_update_moves_the_head_and_never_the_backbone(tmp_path, reward_model,
 @pytest.mark.parametrize("ablation", ["frozen", "noise", "no-gre", "no-bt"])
 def test_ablations_run(tmp_path, reward_model, ablation):
     run = tmp_path / ablation
-    train_group_policy(RLOOConfig(model="tiny", data="arithmetic", r2m=True, r2m_ablation=ablation, reward=str(reward_model), max_steps=1, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
+    train_group_policy(GRPOConfig(model="tiny", data="arithmetic", r2m=True, r2m_ablation=ablation, reward=str(reward_model), max_steps=1, output_dir=str(run), batch_size=2, max_new_tokens=6, num_eval=0, progress=False))
     (step,) = [m for m in read_metrics(run) if "rm/omega" in m]
     assert ("rm/loss" in step) == (ablation != "frozen")
 
@@ -74,7 +74,8 @@ def test_rewards_read_from_the_update_forward_equal_those_from_the_rollout_pass(
     pass would have given."""
     from prefrl.algorithms.grpo import group_policy_loss
     from prefrl.data.records import PromptRecord
-    from prefrl.engine.rl import micro_batch_groups, trim
+    from prefrl.engine.rl import micro_batch_groups
+    from prefrl.rollout import trim
     from prefrl.models.loading import load_causal_lm, load_tokenizer
     from prefrl.models.policy import PolicyModel
     from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout
@@ -94,11 +95,11 @@ def test_rewards_read_from_the_update_forward_equal_those_from_the_rollout_pass(
     with torch.no_grad():
         expected = r2m(embeddings, rollout.hidden_states, rollout.attention_mask, omega=0.6)
 
-    rollout.extras["row_index"] = torch.arange(rollout.num_rows)
+    rollout.row_index = torch.arange(rollout.num_rows)
     read = torch.full((rollout.num_rows,), float("nan"))
 
     def from_hidden(batch, hidden):
-        rows = batch.extras["row_index"]
+        rows = batch.row_index
         with torch.no_grad():
             read[rows] = r2m(embeddings[rows], hidden, batch.attention_mask, omega=0.6)
         return torch.zeros(len(rows))

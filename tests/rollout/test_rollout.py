@@ -87,3 +87,34 @@ def test_a_bf16_refresh_gives_float32_states_close_to_the_exact_ones():
     fast = policy_hidden_in_chunks(policy, ids, mask, prompt_length=5, group_size=2, chunk_size=4, bf16=True)
     assert fast.dtype == torch.float32 and not torch.equal(fast, exact)  # it did run in bf16
     torch.testing.assert_close(fast, exact, atol=0.1, rtol=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_trim_and_rows_follow_each_fields_kind():
+    """Row 0: prompt [pad, 5] response [7, pad, pad]; row 1: prompt [pad, 6] response [8, 9, pad].
+    Trimming drops the all-padding first prompt column and last response column from sequences,
+    the last column from per-token fields and the side input (which ends with the response), and
+    nothing from per-row fields."""
+    import torch
+
+    from prefrl.data.records import PromptRecord
+    from prefrl.rollout import Rollout, SideInput, trim
+
+    input_ids = torch.tensor([[0, 5, 7, 0, 0], [0, 6, 8, 9, 0]])
+    attention = torch.tensor([[0, 1, 1, 0, 0], [0, 1, 1, 1, 0]])
+    response_mask = attention[:, 2:]
+    per_token = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    side = SideInput(torch.tensor([[1, 2, 7, 0, 0], [3, 4, 8, 9, 0]]), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 0]]))
+    rollout = Rollout(
+        [PromptRecord("a"), PromptRecord("b")], 1, input_ids, attention, response_mask, 2, ["x", "yz"], per_token,
+        advantages=per_token + 10, sequence_advantages=torch.tensor([0.5, -0.5]), row_index=torch.tensor([0, 1]), value_input=side,
+    )
+    trimmed = trim(rollout)
+    assert trimmed.prompt_length == 1
+    assert trimmed.input_ids.tolist() == [[5, 7, 0], [6, 8, 9]]
+    assert trimmed.logprobs.tolist() == [[1.0, 2.0], [4.0, 5.0]]
+    assert trimmed.advantages.tolist() == [[11.0, 12.0], [14.0, 15.0]]
+    assert trimmed.value_input.input_ids.tolist() == [[1, 2, 7, 0], [3, 4, 8, 9]]
+    assert trimmed.sequence_advantages.tolist() == [0.5, -0.5] and trimmed.ref_logprobs is None
+    second = trimmed.rows([1])
+    assert second.responses == ["yz"] and second.row_index.tolist() == [1]
+    assert second.value_input.attention_mask.tolist() == [[1, 1, 1, 1]] and second.advantages.tolist() == [[14.0, 15.0]]

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from prefrl.config import option
+from prefrl.config import MaxLengthSection, option
 from prefrl.data.batching import left_pad, pad_sequences, tokenize_prompt_response
 from prefrl.data.loaders import load_preference_pairs, load_prompts
 from prefrl.data.tasks import is_task
@@ -34,7 +34,7 @@ from prefrl.preference import GoldJudge
 
 
 @dataclass
-class DPOConfig(PolicyConfig):
+class DPOConfig(MaxLengthSection, PolicyConfig):
     """Offline DPO / IPO / sppo_hard on preference pairs. Defaults sized for SmolLM2-135M-Instruct on the
     `constraints` pairs, 2 CPU cores: 20 steps × 16 pairs at lr 1e-5 — measured: this budget does not yet
     move the policy's held-out gold accuracy (docs/benchmarks.md, "Learning with the shipped defaults")."""
@@ -47,9 +47,7 @@ class DPOConfig(PolicyConfig):
     beta: float = option(0.1, "β of the DPO family.")
     loss_type: str = option("sigmoid", "sigmoid (DPO), ipo, or sppo_hard.")
     label_smoothing: float = option(0.0, "ε of conservative DPO (sigmoid only).")
-    kl_coef: float = option(1.0, "Any value > 0 keeps a reference model (DPO always needs one).")
     num_eval: int = option(64, "Held-out prompts for a gold evaluation of the policy before and after training, on built-in tasks (0: none).")
-    needs_reward_model = False
 
     def validate(self) -> None:
         super().validate()
@@ -113,7 +111,7 @@ def train_dpo(config: DPOConfig) -> dict[str, Any]:
 
     # 1. Data: every pair validated and split into prompt / response tokens.
     pairs = load_preference_pairs(config.data, config.train_split, config.data_seed, config.num_train)
-    tokenizer, policy, reference = load_policy(config)
+    tokenizer, policy, reference = load_policy(config, with_reference=True)  # DPO's h needs π_ref
     examples = []
     for row, pair in enumerate(pairs, start=1):
         prompt_ids, chosen_ids = tokenize_prompt_response(tokenizer, pair.prompt, pair.chosen)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from prefrl.config import TrainConfig, option
+from prefrl.config import CheckpointSection, EvaluationSection, OptimSection, RunSection, option
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
@@ -38,7 +38,7 @@ from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
-class DWRLConfig(TrainConfig):
+class DWRLConfig(EvaluationSection, CheckpointSection, OptimSection, RunSection):
     """Dialog GPM trained with DWRL (and the paper's ablations as switches)."""
 
     output_dir: str = option("runs/dwrl", "Run directory.")

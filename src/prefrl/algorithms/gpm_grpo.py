@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
-from prefrl.algorithms.grpo import GRPOConfig, train_group_policy
+from prefrl.algorithms.grpo import GroupPolicyConfig, GroupScalingSection, train_group_policy
 from prefrl.config import option
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.data.records import PreferencePair, PromptRecord, Text, last_content
@@ -26,12 +26,11 @@ from prefrl.rewards import PreferenceModelReward
 
 
 @dataclass
-class GPMGRPOConfig(GRPOConfig):
+class GPMGRPOConfig(GroupScalingSection, GroupPolicyConfig):
     """GRPO (pair): a thinking pairwise judge rewarded for naming the labelled winner."""
 
     output_dir: str = option("runs/gpm-grpo", "Run directory.")
     kl_coef: float = option(0.0, "β of the KL to the reference (0 skips the reference model).")
-    needs_reward_model = False
 
 
 class VerdictReward(PointwisePreferenceModel):
@@ -62,7 +61,7 @@ def train_gpm_grpo(config: GPMGRPOConfig) -> dict[str, Any]:
     train = judging_prompts(load_preference_pairs(config.data, config.train_split, config.data_seed, config.num_train), config.seed)
     evaluation = judging_prompts(load_preference_pairs(config.data, config.eval_split, config.data_seed, config.num_eval), config.seed + 1) if config.num_eval else []
     reward = VerdictReward(train + evaluation)
-    tokenizer, policy, reference = load_policy(config)
+    tokenizer, policy, reference = load_policy(config, config.loads_reference())
     # The verdict reward is both the training signal and the "gold" the evaluation reports.
     setup = PolicySetup(tokenizer, policy, reference, train, evaluation, reward=PreferenceModelReward(reward), gold=reward, proxy_is_gold=True)  # type: ignore[arg-type]
     return train_group_policy(config, recipe="gpm-grpo", setup=setup, model_kind=KIND)

@@ -21,10 +21,10 @@ from typing import Any, Callable
 
 import torch
 
-from prefrl.config import option
+from prefrl.config import ConfigSection, option
 from prefrl.engine.engine import Engine
 from prefrl.engine.rl import (
-    PolicyConfig,
+    OnlinePolicyConfig,
     PolicySetup,
     PromptStream,
     end_policy_step,
@@ -38,25 +38,74 @@ from prefrl.engine.rl import (
     setup_policy,
     step_generator,
     timed,
-    trim,
 )
 from prefrl.errors import ConfigError
 from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
-from prefrl.rewards import RewardRows, RewardSource, RunContext
+from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection, RunContext
 from prefrl.rewards.r2m import ABLATIONS, R2MSettings, r2m_reward
-from prefrl.rollout import Rollout
+from prefrl.rollout import Rollout, trim
 
 AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 @dataclass
-class GRPOConfig(PolicyConfig):
-    """GRPO: group-relative advantages, PPO-clip per token, k3 KL in the loss. Defaults tuned for
-    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 4e-5, ≤ 64
-    tokens, β = 0, bf16 where the CPU has it; measured significant on held-out gold (docs/benchmarks.md,
-    "Learning with the shipped defaults")."""
+class GroupPolicyConfig(OnlinePolicyConfig):
+    """The keys the group loop reads (GRPO, RLOO, GRPO-pair): K samples per prompt, clipped updates,
+    and where the KL goes."""
 
-    output_dir: str = option("runs/grpo", "Run directory.")
+    kl_in_reward: bool = option(False, "Subtract β·Σ_t KL_t from the reward (RLOO-style) instead of adding β·KL to the loss.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_generations < 2:
+            raise ConfigError("group advantages need num_generations ≥ 2")
+
+    def advantage_fn(self, engine: Engine | None = None) -> AdvantageFn:
+        """The recipe's advantage function of (this process's rewards, K)."""
+        raise NotImplementedError
+
+    def reward_source(self, proxy: RewardSource | None) -> RewardSource | None:
+        """The source the loop learns from: the `reward=` source itself (GRPO's R2M wraps it)."""
+        return proxy
+
+    def advantages_need_whole_batch(self) -> bool:
+        """Whether a row's advantage needs rewards beyond its own group (GRPO's scale_rewards=batch)."""
+        return False
+
+
+@dataclass
+class GroupScalingSection(ConfigSection):
+    """GRPO's group-relative advantage: (r − mean_group r) / std."""
+
+    scale_rewards: str = option("group", "Divide group-centred rewards by the group std (group), the batch std (batch), or not (none, Dr. GRPO).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.scale_rewards not in ("group", "batch", "none"):
+            raise ConfigError(f"config key 'scale_rewards' must be group, batch or none, got {self.scale_rewards!r}")
+
+    def advantages_need_whole_batch(self) -> bool:
+        return self.scale_rewards == "batch"
+
+    def advantage_fn(self, engine: Engine | None = None) -> AdvantageFn:
+        """With scale_rewards=batch and several processes the std is that of every process's rewards
+        (gathered), as on one process."""
+        scale = self.scale_rewards
+        if scale == "batch" and engine is not None and engine.accelerator.num_processes > 1:
+            accelerator = engine.accelerator
+
+            def batch_scaled(rewards: torch.Tensor, k: int) -> torch.Tensor:
+                everyone = accelerator.gather(rewards.float().to(accelerator.device)).to(rewards.device)
+                return grpo_advantages(rewards, k, scale="batch", batch_rewards=everyone)
+
+            return batch_scaled
+        return lambda rewards, k: grpo_advantages(rewards, k, scale=scale)
+
+
+@dataclass
+class R2MSection(ConfigSection):
+    """R2M (paper 002): the reward model reads the policy's hidden states and follows its updates."""
+
     r2m: bool = option(False, "R2M: the reward model reads the policy's hidden states and is updated after every policy step (needs reward=RUN_DIR of a Bradley–Terry model).")
     r2m_alpha: float = option(0.3, "α of the R2M loss (1 − α)·BT + α·GRE.")
     r2m_omega_floor: float = option(0.6, "Ω: floor of ω(t) = max(½cos(πt/T) + ½, Ω), the weight of the frozen embedding.")
@@ -65,16 +114,10 @@ class GRPOConfig(PolicyConfig):
         False, "Refresh h after the update under bfloat16 autocast in an fp32 run: ~1.8× faster on hardware with bf16 units (h only feeds the head's step; the rewards read h from the fp32 forward)."
     )
     r2m_ablation: str = option("none", "none, frozen (head never trains), noise (Gaussian noise instead of h), no-gre, no-bt.")
-    scale_rewards: str = option("group", "Divide group-centred rewards by the group std (group), the batch std (batch), or not (none, Dr. GRPO).")
-    kl_in_reward: bool = option(False, "Subtract β·Σ_t KL_t from the reward (RLOO-style) instead of adding β·KL to the loss.")
 
     def validate(self) -> None:
         super().validate()
-        if self.scale_rewards not in ("group", "batch", "none"):
-            raise ConfigError(f"config key 'scale_rewards' must be group, batch or none, got {self.scale_rewards!r}")
-        if self.num_generations < 2:
-            raise ConfigError("group advantages need num_generations ≥ 2")
-        if self.r2m and len(self.reward_specs()) != 1:
+        if self.r2m and len(self.reward_specs()) != 1:  # type: ignore[attr-defined]  (RewardSourceSection's)
             raise ConfigError("r2m=true needs reward=RUN_DIR: one Bradley–Terry reward model to extend")
         if self.r2m_ablation not in ABLATIONS:
             raise ConfigError(f"config key 'r2m_ablation' must be one of {', '.join(ABLATIONS)}, got {self.r2m_ablation!r}")
@@ -83,12 +126,22 @@ class GRPOConfig(PolicyConfig):
         """The source the loop learns from: the proxy, or with r2m=true R2M around it."""
         if not self.r2m:
             return proxy
-        settings = R2MSettings(self.r2m_alpha, self.r2m_omega_floor, self.r2m_lr, self.r2m_refresh_bf16, self.r2m_ablation, self.bf16, self.forward_chunk_size)
+        settings = R2MSettings(self.r2m_alpha, self.r2m_omega_floor, self.r2m_lr, self.r2m_refresh_bf16, self.r2m_ablation, self.bf16, self.forward_chunk_size)  # type: ignore[attr-defined]
         return r2m_reward(proxy, settings)
 
 
 @dataclass
-class RLOOConfig(GRPOConfig):
+class GRPOConfig(R2MSection, GroupScalingSection, RewardSourceSection, GroupPolicyConfig):
+    """GRPO: group-relative advantages, PPO-clip per token, k3 KL in the loss. Defaults tuned for
+    SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 4e-5, ≤ 64
+    tokens, β = 0, bf16 where the CPU has it; measured significant on held-out gold (docs/benchmarks.md,
+    "Learning with the shipped defaults")."""
+
+    output_dir: str = option("runs/grpo", "Run directory.")
+
+
+@dataclass
+class RLOOConfig(R2MSection, RewardSourceSection, GroupPolicyConfig):
     """RLOO: leave-one-out baseline, PPO-clip per token, k1 KL subtracted from the reward. Defaults tuned for
     SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 8 prompts × 8 samples, lr 4e-5, ≤ 64
     tokens, β = 0, bf16 where the CPU has it; measured significant on held-out gold (docs/benchmarks.md,
@@ -98,9 +151,12 @@ class RLOOConfig(GRPOConfig):
     kl_estimator: str = option("k1", "KL estimator: k1, k2 or k3.")
     kl_in_reward: bool = option(True, "Subtract β·Σ_t KL_t from the reward instead of adding β·KL to the loss.")
 
+    def advantage_fn(self, engine: Engine | None = None) -> AdvantageFn:
+        return rloo_advantages
+
 
 def group_policy_loss(
-    model: torch.nn.Module, batch: Rollout, config: GRPOConfig, advantages_from_hidden: Callable[[Rollout, torch.Tensor], torch.Tensor] | None = None
+    model: torch.nn.Module, batch: Rollout, config: GroupPolicyConfig, advantages_from_hidden: Callable[[Rollout, torch.Tensor], torch.Tensor] | None = None
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Clipped surrogate on the response tokens, plus β·KL when the KL lives in the loss.
 
@@ -113,7 +169,7 @@ def group_policy_loss(
         response_ids=batch.input_ids[:, prompt:], response_mask=batch.attention_mask[:, prompt:], return_hidden=advantages_from_hidden is not None,
     )
     mask = batch.response_mask
-    advantages = batch.extras["advantages"] if advantages_from_hidden is None else advantages_from_hidden(batch, output.hidden_states.detach())
+    advantages = batch.sequence_advantages if advantages_from_hidden is None else advantages_from_hidden(batch, output.hidden_states.detach())
     # One clipped pass per rollout: π_old is the policy of this very forward (ρ = 1, as TRL does).
     old_logprobs = batch.logprobs if batch.logprobs is not None else output.logprobs.detach()
     loss, stats = ppo_clipped_policy_loss(
@@ -137,31 +193,21 @@ def group_policy_loss(
     return loss, stats
 
 
-def group_advantages(config: GRPOConfig, engine: Engine | None = None) -> AdvantageFn:
-    """The recipe's advantage function of (this process's rewards, K). With scale_rewards=batch and
-    several processes the std is that of every process's rewards (gathered), as on one process."""
-    if isinstance(config, RLOOConfig):
-        return rloo_advantages
-    if config.scale_rewards == "batch" and engine is not None and engine.accelerator.num_processes > 1:
-        accelerator = engine.accelerator
-
-        def batch_scaled(rewards: torch.Tensor, k: int) -> torch.Tensor:
-            everyone = accelerator.gather(rewards.float().to(accelerator.device)).to(rewards.device)
-            return grpo_advantages(rewards, k, scale="batch", batch_rewards=everyone)
-
-        return batch_scaled
-    return lambda rewards, k: grpo_advantages(rewards, k, scale=config.scale_rewards)
+def group_advantages(config: GroupPolicyConfig, engine: Engine | None = None) -> AdvantageFn:
+    """The recipe's advantage function of (this process's rewards, K): GRPO's scaled group-relative
+    one, or RLOO's leave-one-out one (each config says which)."""
+    return config.advantage_fn(engine)
 
 
 def train_group_policy(
-    config: GRPOConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None, setup: PolicySetup | None = None, model_kind: str = "policy"
+    config: GroupPolicyConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None, setup: PolicySetup | None = None, model_kind: str = "policy"
 ) -> dict[str, Any]:
     """The group loop. `setup` lets a variant bring its own prompts and reward (GRPO-pair does)."""
     engine = Engine(config, recipe=recipe)
     advantage_fn = advantage_fn or group_advantages(config, engine)
 
     # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
-    setup = setup or setup_policy(config)
+    setup = setup or setup_policy(config, with_reference=config.loads_reference())
     source = config.reward_source(setup.reward)
     if source is None:
         raise ConfigError(f"{recipe} needs a reward: set reward=...")
@@ -182,7 +228,7 @@ def train_group_policy(
     # A source that reads the policy's hidden states reads them from the update's own forward when
     # there is no such pass: micro-batches hold whole groups and a group's advantages need only its
     # own rewards (not so when scaling by the batch's std). Else from the rollout's pass.
-    score_in_update = source.reads_policy_hidden and not needs_old_logprobs and config.scale_rewards != "batch"
+    score_in_update = source.reads_policy_hidden and not needs_old_logprobs and not config.advantages_need_whole_batch()
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -206,10 +252,10 @@ def train_group_policy(
                 kl_per_row = (kl_penalty(rollout.logprobs, rollout.ref_logprobs, config.kl_estimator) * rollout.response_mask).sum(-1)
             loss_fn = lambda m, b: group_policy_loss(m, b, config)  # noqa: E731
             if score_in_update:
-                rollout.extras["row_index"] = torch.arange(rollout.num_rows)
+                rollout.row_index = torch.arange(rollout.num_rows)
 
                 def advantages_in_update(batch: Rollout, hidden: torch.Tensor) -> torch.Tensor:
-                    batch_rows = batch.extras["row_index"]
+                    batch_rows = batch.row_index
                     rewards[batch_rows] = source.score_in_update(batch_rows, hidden, batch.attention_mask)
                     return advantage_fn(rewards[batch_rows], config.num_generations)
 
@@ -217,7 +263,7 @@ def train_group_policy(
             else:
                 shaped = rewards - config.kl_coef * kl_per_row if (config.kl_in_reward and kl_per_row is not None) else rewards
                 with torch.no_grad():
-                    rollout.extras["advantages"] = advantage_fn(shaped, config.num_generations)
+                    rollout.sequence_advantages = advantage_fn(shaped, config.num_generations)
 
             # 4. Clipped updates over the rollout, `gradient_accumulation_steps` micro-batches each;
             #    then a source that learns follows the policy it just moved.

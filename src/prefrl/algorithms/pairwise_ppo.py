@@ -19,22 +19,22 @@ from typing import Any
 
 import torch
 
-from prefrl.algorithms.ppo import PPOConfig, train_ppo
+from prefrl.algorithms.ppo import ActorCriticConfig, train_ppo
 from prefrl.config import option
 from prefrl.data.batching import encode, pad_sequences
 from prefrl.data.templates import render_prompt, with_anchor
 from prefrl.engine.rl import PolicySetup, setup_policy
 from prefrl.errors import ConfigError
 from prefrl.eval.policy import generate_responses
-from prefrl.rewards import AgainstAnchor
-from prefrl.rollout import Rollout
+from prefrl.rewards import AgainstAnchor, RewardSourceSection
+from prefrl.rollout import Rollout, SideInput
 from prefrl.utils import write_json
 
 ANCHOR_FILE = "anchors.json"
 
 
 @dataclass
-class PairwisePPOConfig(PPOConfig):
+class PairwisePPOConfig(RewardSourceSection, ActorCriticConfig):
     """Pairwise PPO: reward = P(y ≻ anchor | x) from the `reward=` source (a pairwise judge); the value model sees the anchor.
     Defaults (PPO's) sized for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores (not yet measured)."""
 
@@ -77,12 +77,11 @@ def value_inputs_with_anchor(setup: PolicySetup, rollout: Rollout) -> None:
     mask = reversed_mask.flip(-1).repeat_interleave(rollout.group_size, dim=0)
     response_ids = rollout.input_ids[:, rollout.prompt_length :]
     response_mask = rollout.attention_mask[:, rollout.prompt_length :]
-    rollout.extras["value_input_ids"] = torch.cat([ids, response_ids], dim=-1)
-    rollout.extras["value_attention_mask"] = torch.cat([mask, response_mask], dim=-1)
+    rollout.value_input = SideInput(torch.cat([ids, response_ids], dim=-1), torch.cat([mask, response_mask], dim=-1))
 
 
 def train_pairwise_ppo(config: PairwisePPOConfig) -> dict[str, Any]:
-    setup = setup_policy(config, pairwise=True)
+    setup = setup_policy(config, pairwise=True, with_reference=config.loads_reference())
     from accelerate import PartialState
 
     state = PartialState()

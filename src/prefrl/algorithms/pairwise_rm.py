@@ -17,8 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from prefrl.config import option
-from prefrl.config import TrainConfig
+from prefrl.config import TrainConfig, option
 from prefrl.data.batching import pad_sequences
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine

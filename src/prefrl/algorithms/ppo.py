@@ -21,10 +21,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from prefrl.config import option
+from prefrl.config import ConfigSection, option
 from prefrl.engine.engine import Engine
 from prefrl.engine.rl import (
-    PolicyConfig,
+    OnlinePolicyConfig,
     PolicySetup,
     PromptStream,
     end_policy_step,
@@ -38,29 +38,20 @@ from prefrl.engine.rl import (
     setup_policy,
     step_generator,
     timed,
-    trim,
 )
 from prefrl.errors import ConfigError
 from prefrl.models.heads import ValueModel
 from prefrl.models.loading import load_backbone
 from prefrl.models.policy import PolicyModel, PolicyOutput
 from prefrl.objectives.policy import clipped_value_loss, explained_variance, gae_advantages, kl_penalty, masked_mean, masked_whiten, ppo_clipped_policy_loss
-from prefrl.rewards import RewardRows, RewardSource
-from prefrl.rollout import Rollout
+from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection
+from prefrl.rollout import Rollout, trim
 
 
 @dataclass
-class PPOConfig(PolicyConfig):
-    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses. Defaults sized
-    for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 32 prompts, 2 epochs of 2
-    mini-batches, lr 4e-5 (not yet measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
+class PPOSection(ConfigSection):
+    """PPO's value model, GAE and mini-batches."""
 
-    output_dir: str = option("runs/ppo", "Run directory.")
-    num_generations: int = option(1, "Samples per prompt.")
-    batch_size: int = option(32, "Prompts per step (global), one sample each.")
-    kl_coef: float = option(0.0, "β: per-token KL penalty in the reward (0 skips the reference model).")
-    kl_estimator: str = option("k1", "KL estimator for the per-token penalty: k1, k2 or k3.")
-    ppo_epochs: int = option(2, "Optimisation passes over each rollout.")
     num_mini_batches: int = option(2, "Optimizer steps per pass (the rollout split into this many mini-batches).")
     gamma: float = option(1.0, "GAE discount γ.")
     lam: float = option(0.95, "GAE λ.")
@@ -75,6 +66,26 @@ class PPOConfig(PolicyConfig):
             raise ConfigError("config key 'num_mini_batches' must be at least 1")
 
 
+@dataclass
+class ActorCriticConfig(PPOSection, OnlinePolicyConfig):
+    """The keys PPO's loop reads (PPO and pairwise PPO), with PPO's defaults."""
+
+    num_generations: int = option(1, "Samples per prompt.")
+    batch_size: int = option(32, "Prompts per step (global), one sample each.")
+    kl_coef: float = option(0.0, "β: per-token KL penalty in the reward (0 skips the reference model).")
+    kl_estimator: str = option("k1", "KL estimator for the per-token penalty: k1, k2 or k3.")
+    ppo_epochs: int = option(2, "Optimisation passes over each rollout.")
+
+
+@dataclass
+class PPOConfig(RewardSourceSection, ActorCriticConfig):
+    """PPO: policy + value model, per-token KL penalty in the reward, GAE, clipped losses. Defaults sized
+    for SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 20 steps × 32 prompts, 2 epochs of 2
+    mini-batches, lr 4e-5 (not yet measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
+
+    output_dir: str = option("runs/ppo", "Run directory.")
+
+
 class ActorCritic(nn.Module):
     """Policy and value model as one module, so one optimizer and one wrapped forward serve both."""
 
@@ -85,21 +96,20 @@ class ActorCritic(nn.Module):
 
     def forward(self, batch: Rollout, temperature: float) -> tuple[PolicyOutput, torch.Tensor]:
         output = self.policy(batch.input_ids, batch.attention_mask, batch.prompt_length, temperature=temperature, return_entropy=True)
-        value_ids = batch.extras.get("value_input_ids", batch.input_ids)
-        value_mask = batch.extras.get("value_attention_mask", batch.attention_mask)
-        values = self.value(value_ids, value_mask, batch.response_mask.shape[1])
+        value_input = batch.value_model_input()
+        values = self.value(value_input.input_ids, value_input.attention_mask, batch.response_mask.shape[1])
         return output, values
 
 
-def ppo_loss(model: nn.Module, batch: Rollout, config: PPOConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+def ppo_loss(model: nn.Module, batch: Rollout, config: ActorCriticConfig) -> tuple[torch.Tensor, dict[str, Any]]:
     output, values = model(batch, config.temperature)
     mask = batch.response_mask
     policy_loss, policy_stats = ppo_clipped_policy_loss(
-        output.logprobs, batch.logprobs, batch.extras["advantages"], mask, clip_eps=config.clip_eps,
+        output.logprobs, batch.logprobs, batch.advantages, mask, clip_eps=config.clip_eps,
         clip_eps_high=config.clip_eps_high or None, aggregation=config.loss_aggregation, max_length=config.max_new_tokens,
     )
     value_loss, value_stats = clipped_value_loss(
-        values, batch.extras["old_values"], batch.extras["returns"], mask, config.value_clip, aggregation=config.loss_aggregation, max_length=config.max_new_tokens
+        values, batch.old_values, batch.returns, mask, config.value_clip, aggregation=config.loss_aggregation, max_length=config.max_new_tokens
     )
     stats = {
         "policy_loss": policy_loss.detach(),
@@ -113,8 +123,8 @@ def ppo_loss(model: nn.Module, batch: Rollout, config: PPOConfig) -> tuple[torch
 
 @torch.no_grad()
 def old_values(value: ValueModel, rollout: Rollout, chunk_size: int) -> torch.Tensor:
-    value_ids = rollout.extras.get("value_input_ids", rollout.input_ids)
-    value_mask = rollout.extras.get("value_attention_mask", rollout.attention_mask)
+    value_input = rollout.value_model_input()
+    value_ids, value_mask = value_input.input_ids, value_input.attention_mask
     device = next(value.parameters()).device
     was_training = value.training
     value.eval()
@@ -137,13 +147,13 @@ def per_token_rewards(scores: torch.Tensor, kl_per_token: torch.Tensor | None, m
 
 
 def train_ppo(
-    config: PPOConfig, recipe: str = "ppo", reward: RewardSource | None = None, setup: PolicySetup | None = None, prepare_rollout: Callable | None = None
+    config: ActorCriticConfig, recipe: str = "ppo", reward: RewardSource | None = None, setup: PolicySetup | None = None, prepare_rollout: Callable | None = None
 ) -> dict[str, Any]:
     """`reward` overrides the set-up's source (pairwise PPO passes its judge against the anchor)."""
     engine = Engine(config, recipe=recipe)
 
     # 1. Prompts, policy, reference, reward sources, and the value model.
-    setup = setup or setup_policy(config)
+    setup = setup or setup_policy(config, with_reference=config.loads_reference())
     source = reward or setup.reward
     if source is None:
         raise ConfigError(f"{recipe} needs a reward: set reward=...")
@@ -178,7 +188,7 @@ def train_ppo(
                 advantages, returns = gae_advantages(rewards, values, mask, config.gamma, config.lam)
                 if config.whiten_advantages:
                     advantages = masked_whiten(advantages, mask)
-            rollout.extras.update(advantages=advantages, returns=returns, old_values=values)
+            rollout.advantages, rollout.returns, rollout.old_values = advantages, returns, values
 
             # 4. ppo_epochs × num_mini_batches optimizer steps.
             with timed(timings, "training"):

@@ -30,7 +30,7 @@ from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, PolicySetup, evaluate_initial_policy, evaluate_policy, make_backend, save_policy, setup_policy, step_generator, write_answers
+from prefrl.engine.rl import PolicyConfig, PolicySetup, SamplingSection, evaluate_initial_policy, evaluate_policy, make_backend, save_policy, setup_policy, step_generator, write_answers
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
 from prefrl.objectives.preference_optimization import (
@@ -42,14 +42,14 @@ from prefrl.objectives.preference_optimization import (
     sppo_loss,
     win_rate_against_policy,
 )
-from prefrl.rewards import RewardSource
+from prefrl.rewards import RewardSource, RewardSourceSection
 from prefrl.rollout import SamplingParams, collect_rollout
 
 GENERATED_FILE = "generated.jsonl"
 
 
 @dataclass
-class SPPOConfig(PolicyConfig):
+class SPPOConfig(SamplingSection, RewardSourceSection, PolicyConfig):
     """SPPO (or iterative DPO/IPO/sppo_hard) against any preference oracle. Defaults sized for
     SmolLM2-135M-Instruct on `constraints`, 2 CPU cores: 2 iterations × 10 steps at lr 1e-5 (not yet
     measured; docs/benchmarks.md, "Learning with the shipped defaults")."""
@@ -68,7 +68,6 @@ class SPPOConfig(PolicyConfig):
     log_partition: str = option("constant", "constant: log Z ≈ η/2 (the paper's practice); estimate: log Z from the K samples (eq. 3.5).")
     loss: str = option("sppo", "sppo, or a DPO-family loss on the (argmax, argmin) pairs against π_t: sigmoid, ipo, sppo_hard.")
     beta: float = option(0.1, "β of the DPO-family losses.")
-    kl_coef: float = option(0.0, "Unused by SPPO (π_t's log-probs are kept from sampling); 0 loads no reference model.")
     generation_batch_size: int = option(16, "Prompts per sampling call.")
 
     def validate(self) -> None:

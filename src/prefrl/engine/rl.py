@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from prefrl.config import TrainConfig, option
+from prefrl.config import CheckpointSection, ConfigSection, EvaluationSection, OptimSection, RunSection, option
 from prefrl.data.loaders import load_prompts
 from prefrl.data.records import PromptRecord
 from prefrl.data.tasks import is_task
@@ -37,8 +38,111 @@ from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
-class PolicyConfig(RewardSourceSection, TrainConfig):
-    """Keys every policy-optimisation recipe accepts (on top of the training keys).
+class LoRASection(ConfigSection):
+    """LoRA adapters on the policy (peft); off at lora_r=0."""
+
+    lora_r: int = option(0, "LoRA rank for the policy through peft (0: full fine-tuning).")
+    lora_alpha: int = option(16, "LoRA alpha.")
+    lora_dropout: float = option(0.0, "LoRA dropout.")
+    lora_target_modules: str = option("all-linear", "LoRA target modules (peft syntax, comma-separated or all-linear).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.lora_r < 0:
+            raise ConfigError(f"config key 'lora_r' must be 0 or more, got {self.lora_r}")
+
+
+@dataclass
+class GenerationSection(ConfigSection):
+    """How long the policy's answers may be (sampled in training, greedy in evaluation)."""
+
+    max_new_tokens: int = option(64, "Longest sampled response (64 tokens fit every `constraints` kind, 40 words included).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"config key 'max_new_tokens' must be at least 1, got {self.max_new_tokens}")
+
+
+@dataclass
+class SamplingSection(ConfigSection):
+    """Sampling K responses per prompt and taking their log-probs."""
+
+    num_generations: int = option(8, "Samples per prompt (K).")
+    temperature: float = option(1.0, "Sampling temperature (log-probs are taken at the same temperature).")
+    top_p: float = option(1.0, "Nucleus sampling mass.")
+    forward_chunk_size: int = option(16, "Rows per no-grad forward when computing rollout log-probs.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_generations < 1:
+            raise ConfigError("config key 'num_generations' must be at least 1")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"config key 'top_p' must be in (0, 1], got {self.top_p}")
+        if self.temperature <= 0:
+            raise ConfigError(f"config key 'temperature' must be positive, got {self.temperature}")
+        if self.forward_chunk_size < 1:
+            raise ConfigError(f"config key 'forward_chunk_size' must be at least 1, got {self.forward_chunk_size}")
+
+
+@dataclass
+class ReferenceSection(ConfigSection):
+    """The frozen reference policy and the KL to it."""
+
+    kl_coef: float = option(0.0, "β: weight of the KL to the reference policy (0 skips the reference model, as TRL's default).")
+    kl_estimator: str = option("k3", "KL estimator: k1, k2 or k3.")
+    use_reference: str = option("auto", "Load a frozen reference policy: auto (iff kl_coef > 0), true (also at kl_coef=0, to log the KL), false.")
+
+    def loads_reference(self) -> bool:
+        if self.use_reference == "auto":
+            return self.kl_coef > 0
+        return self.use_reference == "true"
+
+    def validate(self) -> None:
+        super().validate()
+        self.use_reference = str(self.use_reference).strip().lower()
+        if self.use_reference not in ("auto", "true", "false"):
+            raise ConfigError(f"config key 'use_reference' must be auto, true or false, got {self.use_reference!r}")
+        if not (self.kl_coef >= 0 and math.isfinite(self.kl_coef)):
+            raise ConfigError(f"config key 'kl_coef' must be 0 or a positive finite number, got {self.kl_coef}")
+        if self.use_reference == "false" and self.kl_coef > 0:
+            raise ConfigError(f"kl_coef={self.kl_coef} needs the reference model: use_reference=false contradicts it (set kl_coef=0 or use_reference=auto)")
+        if self.kl_estimator not in ("k1", "k2", "k3"):
+            raise ConfigError(f"config key 'kl_estimator' must be k1, k2 or k3, got {self.kl_estimator!r}")
+
+
+@dataclass
+class ClippingSection(ConfigSection):
+    """PPO's clipped surrogate: passes over each rollout, the clip range, how token losses aggregate."""
+
+    ppo_epochs: int = option(1, "Optimisation passes over each rollout.")
+    clip_eps: float = option(0.2, "PPO clip ε (lower).")
+    clip_eps_high: float = option(0.0, "PPO clip ε for ρ > 1 (DAPO's clip-higher); 0 uses clip_eps.")
+    loss_aggregation: str = option("token-mean", "token-mean, sequence-mean or fixed-length-sum (Dr. GRPO).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.ppo_epochs < 1:
+            raise ConfigError(f"config key 'ppo_epochs' must be at least 1, got {self.ppo_epochs}")
+        if self.loss_aggregation not in ("token-mean", "sequence-mean", "fixed-length-sum"):
+            raise ConfigError(f"config key 'loss_aggregation' must be token-mean, sequence-mean or fixed-length-sum, got {self.loss_aggregation!r}")
+
+
+@dataclass
+class PeriodicEvaluationSection(ConfigSection):
+    """Held-out evaluation during training, not only before and after."""
+
+    eval_steps: int = option(0, "Evaluate the policy every N steps (0: only before and after training).")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.eval_steps < 0:
+            raise ConfigError(f"config key 'eval_steps' must be 0 or more, got {self.eval_steps}")
+
+
+@dataclass
+class PolicyConfig(LoRASection, GenerationSection, EvaluationSection, CheckpointSection, OptimSection, RunSection):
+    """The sections every recipe that trains a policy reads (DPO, SPPO and the online RL recipes).
 
     The defaults are tuned for the embedded default — SmolLM2-135M-Instruct on the built-in
     `constraints` task, 2 CPU cores — so that a run with no keys raises held-out gold accuracy
@@ -52,43 +156,15 @@ class PolicyConfig(RewardSourceSection, TrainConfig):
     warmup_ratio: float = option(0.0, "Fraction of the optimizer steps spent warming the learning rate up.")
     lr_scheduler: str = option("constant", "Decay after warm-up: cosine, linear or constant.")
     bf16: bool = option(default_bf16(), "bfloat16 autocast (weights and optimizer stay float32); default: on where the GPU or CPU has bf16 units ($PREFRL_DEFAULT_BF16=0|1 overrides).")
-    num_generations: int = option(8, "Samples per prompt (K).")
-    max_new_tokens: int = option(64, "Longest sampled response (64 tokens fit every `constraints` kind, 40 words included).")
-    temperature: float = option(1.0, "Sampling temperature (log-probs are taken at the same temperature).")
-    top_p: float = option(1.0, "Nucleus sampling mass.")
-    kl_coef: float = option(0.0, "β: weight of the KL to the reference policy (0 skips the reference model, as TRL's default).")
-    kl_estimator: str = option("k3", "KL estimator: k1, k2 or k3.")
-    ppo_epochs: int = option(1, "Optimisation passes over each rollout.")
-    clip_eps: float = option(0.2, "PPO clip ε (lower).")
-    clip_eps_high: float = option(0.0, "PPO clip ε for ρ > 1 (DAPO's clip-higher); 0 uses clip_eps.")
-    loss_aggregation: str = option("token-mean", "token-mean, sequence-mean or fixed-length-sum (Dr. GRPO).")
-    lora_r: int = option(0, "LoRA rank for the policy through peft (0: full fine-tuning).")
-    lora_alpha: int = option(16, "LoRA alpha.")
-    lora_dropout: float = option(0.0, "LoRA dropout.")
-    lora_target_modules: str = option("all-linear", "LoRA target modules (peft syntax, comma-separated or all-linear).")
-    eval_steps: int = option(0, "Evaluate the policy every N steps (0: only before and after training).")
     num_eval: int = option(64, "Held-out prompts for the gold/proxy evaluation (0 disables it).")
     eval_batch_size: int = option(16, "Prompts per generation call in evaluation.")
-    forward_chunk_size: int = option(16, "Rows per no-grad forward when computing rollout log-probs.")
     data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`).")
 
-    needs_reward_model = True  # class attribute: False where the recipe brings its own reward (gpm-grpo, dpo)
 
-    def validate(self) -> None:
-        super().validate()
-        self.validate_reward()
-        if self.num_generations < 1:
-            raise ConfigError("config key 'num_generations' must be at least 1")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"config key 'top_p' must be in (0, 1], got {self.top_p}")
-        if self.temperature <= 0:
-            raise ConfigError(f"config key 'temperature' must be positive, got {self.temperature}")
-        if self.kl_estimator not in ("k1", "k2", "k3"):
-            raise ConfigError(f"config key 'kl_estimator' must be k1, k2 or k3, got {self.kl_estimator!r}")
-        if self.loss_aggregation not in ("token-mean", "sequence-mean", "fixed-length-sum"):
-            raise ConfigError(f"config key 'loss_aggregation' must be token-mean, sequence-mean or fixed-length-sum, got {self.loss_aggregation!r}")
-        if not self.reward_specs() and not is_task(self.data) and self.needs_reward_model:
-            raise ConfigError(f"data={self.data!r} has no gold judge: set reward=... (a preference-model run directory, module:function, hf:MODEL, a URL; see --help)")
+@dataclass
+class OnlinePolicyConfig(PeriodicEvaluationSection, ClippingSection, ReferenceSection, SamplingSection, PolicyConfig):
+    """The sections of the recipes that sample, score and take clipped updates (GRPO, RLOO, GRPO-pair,
+    PPO, pairwise PPO)."""
 
 
 class FrozenReference(PolicyModel):
@@ -117,7 +193,8 @@ class PolicySetup:
         return self.policy.lm
 
 
-def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | None]:
+def load_policy(config: PolicyConfig, with_reference: bool) -> tuple[Any, PolicyModel, PolicyModel | None]:
+    """Tokenizer, trainable policy (LoRA-wrapped at lora_r > 0) and, `with_reference`, its frozen reference."""
     tokenizer = load_tokenizer(config.model, config.cache_dir or None)
     lm = load_causal_lm(config.model, dtype=config.dtype, cache_dir=config.cache_dir or None)
     lm.config.use_cache = False  # training forwards; generation passes use_cache explicitly
@@ -129,20 +206,21 @@ def load_policy(config: PolicyConfig) -> tuple[Any, PolicyModel, PolicyModel | N
         if targets != "all-linear":
             targets = [t.strip() for t in targets.split(",") if t.strip()]
         lm = get_peft_model(lm, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets, task_type="CAUSAL_LM"))
-        if config.kl_coef > 0:
+        if with_reference:
             reference = FrozenReference(lm)
-    elif config.kl_coef > 0:
+    elif with_reference:
         frozen = copy.deepcopy(lm).eval()
         frozen.requires_grad_(False)
         reference = PolicyModel(frozen).eval()
     return tokenizer, PolicyModel(lm), reference
 
 
-def setup_policy(config: PolicyConfig, pairwise: bool = False) -> PolicySetup:
+def setup_policy(config: Any, pairwise: bool = False, with_reference: bool = False) -> PolicySetup:
     """Stage 1 of every policy recipe: prompts (validated), policy, reference, reward sources.
 
-    `pairwise=True` accepts a pairwise preference model (pairwise PPO's judge, SPPO's oracle) where
-    the other recipes need a pointwise one."""
+    `config` is a PolicyConfig with a RewardSourceSection (`reward=`); `pairwise=True` accepts a
+    pairwise preference model (pairwise PPO's judge, SPPO's oracle) where the other recipes need a
+    pointwise one; `with_reference` loads the frozen reference policy."""
     train_prompts = load_prompts(config.data, config.train_split, config.data_seed, config.num_train)
     eval_prompts = load_prompts(config.data, config.eval_split, config.data_seed, config.num_eval) if config.num_eval else []
     gold = GoldJudge(config.data) if is_task(config.data) else None
@@ -151,14 +229,14 @@ def setup_policy(config: PolicyConfig, pairwise: bool = False) -> PolicySetup:
         proxy.bf16 = config.bf16
     if proxy is not None and not pairwise and not proxy.is_pointwise:
         raise ConfigError(f"reward={config.reward!r} is a pairwise preference model; this recipe needs a pointwise one (a reward)")
-    tokenizer, policy, reference = load_policy(config)
+    tokenizer, policy, reference = load_policy(config, with_reference)
     return PolicySetup(tokenizer, policy, reference, train_prompts, eval_prompts, proxy, gold, proxy_is_gold=config.reward_specs() in ([], ["gold"]))
 
 
 class PromptStream:
     """The prompts of step s on this process: a reproducible permutation stream (see GlobalBatchSampler)."""
 
-    def __init__(self, prompts: list[PromptRecord], config: PolicyConfig, engine: Engine):
+    def __init__(self, prompts: list[PromptRecord], config: RunSection, engine: Engine):
         self.prompts = prompts
         self.sampler = GlobalBatchSampler(len(prompts), config.batch_size, config.seed)
         self.rank, self.world = engine.accelerator.process_index, engine.accelerator.num_processes
@@ -173,7 +251,7 @@ def step_generator(config: PolicyConfig, step: int, rank: int) -> torch.Generato
     return torch.Generator().manual_seed(config.seed * 1_000_003 + step * 7919 + rank)
 
 
-def sampling_params(config: PolicyConfig) -> SamplingParams:
+def sampling_params(config: OnlinePolicyConfig) -> SamplingParams:
     return SamplingParams(num_samples=config.num_generations, max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
 
 
@@ -181,7 +259,7 @@ def make_backend(lm: torch.nn.Module, tokenizer: Any, bf16: bool = False) -> HFG
     return HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=bf16)
 
 
-def loss_weight(config: PolicyConfig) -> Callable[[Rollout], float] | None:
+def loss_weight(config: OnlinePolicyConfig) -> Callable[[Rollout], float] | None:
     """How many units a micro-batch's loss averages over, for `Engine.optimizer_step`: its response
     tokens under token-mean (the step divides by the global token count, as TRL's dapo, so
     accumulation and processes do not change the objective); under sequence-mean and
@@ -206,39 +284,6 @@ def micro_batch_rows(num_rows: int, pieces: int, generator: torch.Generator | No
     return list(order.view(pieces, -1))
 
 
-def trim(rollout: Rollout) -> Rollout:
-    """Drop columns that are padding in every row: leading prompt columns, trailing response columns."""
-    prompt_cols = rollout.attention_mask[:, : rollout.prompt_length].any(0).nonzero()
-    first = int(prompt_cols[0]) if len(prompt_cols) else rollout.prompt_length - 1
-    first = min(first, rollout.prompt_length - 1)  # keep at least one prompt column (it predicts token 1)
-    response_cols = rollout.response_mask.any(0).nonzero()
-    last = int(response_cols[-1]) + 1 if len(response_cols) else 1
-    total_end = rollout.prompt_length + last
-    from dataclasses import replace
-
-    return replace(
-        rollout,
-        input_ids=rollout.input_ids[:, first:total_end],
-        attention_mask=rollout.attention_mask[:, first:total_end],
-        response_mask=rollout.response_mask[:, :last],
-        prompt_length=rollout.prompt_length - first,
-        logprobs=None if rollout.logprobs is None else rollout.logprobs[:, :last],
-        ref_logprobs=None if rollout.ref_logprobs is None else rollout.ref_logprobs[:, :last],
-        hidden_states=None if rollout.hidden_states is None else rollout.hidden_states[:, first:total_end],
-        extras={k: _trim_extra(k, v, rollout, last) for k, v in rollout.extras.items()},
-    )
-
-
-def _trim_extra(key: str, value: torch.Tensor, rollout: Rollout, response_columns: int) -> torch.Tensor:
-    """Per-token extras (N, R) lose the trailing padding columns; extra sequences that end with the
-    response columns (the value model's input in pairwise PPO) lose the same trailing columns."""
-    width = rollout.response_mask.shape[1]
-    cut = width - response_columns
-    if key.startswith("value_input") or key.startswith("value_attention"):
-        return value[:, : value.shape[1] - cut] if cut else value
-    if value.dim() == 2 and value.shape[1] == width:
-        return value[:, :response_columns]
-    return value
 
 
 def gold_rewards(setup: PolicySetup, rollout: Rollout) -> torch.Tensor | None:
@@ -370,7 +415,7 @@ def finish_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig, 
     return result
 
 
-def sample_step(engine: Engine, setup: PolicySetup, config: PolicyConfig, stream: PromptStream, backend: Any, generator: torch.Generator, **options: Any) -> Rollout:
+def sample_step(engine: Engine, setup: PolicySetup, config: OnlinePolicyConfig, stream: PromptStream, backend: Any, generator: torch.Generator, **options: Any) -> Rollout:
     """This step's prompts, sampled with the step's generator (old/reference log-probs as `options` ask)."""
     from prefrl.rollout import collect_rollout
 

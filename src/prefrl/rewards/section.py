@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefrl.config import option
+from prefrl.config import ConfigSection, option
+from prefrl.data.tasks import is_task
 from prefrl.errors import ConfigError
 
 
 @dataclass
-class RewardSourceSection:
+class RewardSourceSection(ConfigSection):
+    """Where the policy's reward comes from: one key, `reward=`, for every source (see prefrl.rewards)."""
+
     reward: str = option(
         "",
         "Where the reward comes from (comma-separated for a weighted sum): gold (the task's gold judge), a prefrl preference-model "
@@ -24,8 +27,11 @@ class RewardSourceSection:
     def reward_specs(self) -> list[str]:
         return [spec.strip() for spec in self.reward.split(",") if spec.strip()]
 
-    def validate_reward(self) -> None:
+    def validate(self) -> None:
+        super().validate()
         specs = self.reward_specs()
+        if not specs and not is_task(self.data):  # type: ignore[attr-defined]  (DataSection's key)
+            raise ConfigError(f"data={self.data!r} has no gold judge: set reward=... (a preference-model run directory, module:function, hf:MODEL, a URL; see --help)")  # type: ignore[attr-defined]
         if self.reward_weights and len(self.reward_weights) != max(len(specs), 1):
             raise ConfigError(f"reward_weights has {len(self.reward_weights)} weights for {len(specs)} reward sources (reward={self.reward!r})")
         if self.reward_timeout <= 0:

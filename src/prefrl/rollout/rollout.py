@@ -7,7 +7,7 @@ hidden states when R2M asks for them — the same pass, not an extra one) and on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any, Sequence
 
 import torch
@@ -19,21 +19,57 @@ from prefrl.models.policy import PolicyModel
 from prefrl.rollout.generation import GenerationBackend, SamplingParams
 
 
+# What a tensor field's columns are, so slicing rows and trimming padding columns follow from the
+# field's kind, whatever it is called (`dataclasses.field(metadata={"kind": ...})`):
+SEQUENCE = "sequence"  # (N, P + R, …): prompt then response columns
+PER_TOKEN = "per-token"  # (N, R): one value per response column
+PER_ROW = "per-row"  # (N, …): one value per row, no columns to trim
+SIDE_SEQUENCE = "side-sequence"  # a SideInput: another sequence that ends with the response columns
+
+
+def _field(kind: str, default: Any = MISSING) -> Any:
+    return field(default=default, metadata={"kind": kind})
+
+
+@dataclass
+class SideInput:
+    """A second model's input for the same rows: (N, S) ids and mask whose last R columns are the
+    response columns of the rollout (pairwise PPO's value model reads [prompt + anchor | response])."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    def rows(self, index: torch.Tensor) -> "SideInput":
+        return SideInput(self.input_ids[index], self.attention_mask[index])
+
+    def drop_last_columns(self, count: int) -> "SideInput":
+        if not count:
+            return self
+        width = self.input_ids.shape[1] - count
+        return SideInput(self.input_ids[:, :width], self.attention_mask[:, :width])
+
+
 @dataclass
 class Rollout:
     """N = B·K rows, group-contiguous: rows bK … bK+K−1 answer prompt b."""
 
     prompts: list[PromptRecord]  # B
     group_size: int  # K
-    input_ids: torch.Tensor  # (N, P + R) [left-padded prompt | right-padded response]
-    attention_mask: torch.Tensor  # (N, P + R)
-    response_mask: torch.Tensor  # (N, R) 1 on generated tokens (the final EOS included)
+    input_ids: torch.Tensor = _field(SEQUENCE)  # (N, P + R) [left-padded prompt | right-padded response]
+    attention_mask: torch.Tensor = _field(SEQUENCE)  # (N, P + R)
+    response_mask: torch.Tensor = _field(PER_TOKEN)  # (N, R) 1 on generated tokens (the final EOS included)
     prompt_length: int  # P
     responses: list[str]  # N decoded responses (special tokens removed)
-    logprobs: torch.Tensor | None  # (N, R) log π_old(token), sampling temperature applied; None when skipped
-    ref_logprobs: torch.Tensor | None = None  # (N, R) log π_ref(token)
-    hidden_states: torch.Tensor | None = None  # (N, P + R, d) policy's last layer
-    extras: dict[str, Any] = field(default_factory=dict)  # per-row tensors a recipe adds (rewards, values, …)
+    logprobs: torch.Tensor | None = _field(PER_TOKEN)  # (N, R) log π_old(token), sampling temperature applied; None when skipped
+    ref_logprobs: torch.Tensor | None = _field(PER_TOKEN, None)  # (N, R) log π_ref(token)
+    hidden_states: torch.Tensor | None = _field(SEQUENCE, None)  # (N, P + R, d) policy's last layer
+    # What a recipe adds after sampling:
+    advantages: torch.Tensor | None = _field(PER_TOKEN, None)  # (N, R) per-token advantages (PPO's GAE)
+    returns: torch.Tensor | None = _field(PER_TOKEN, None)  # (N, R) GAE returns, the value model's targets
+    old_values: torch.Tensor | None = _field(PER_TOKEN, None)  # (N, R) the value model's values at sampling
+    sequence_advantages: torch.Tensor | None = _field(PER_ROW, None)  # (N,) one advantage per response (GRPO, RLOO)
+    row_index: torch.Tensor | None = _field(PER_ROW, None)  # (N,) each row's index in the whole rollout (R2M fills rewards by it)
+    value_input: SideInput | None = _field(SIDE_SEQUENCE, None)  # the value model's own input (pairwise PPO); None: input_ids
 
     @property
     def num_rows(self) -> int:
@@ -48,21 +84,46 @@ class Rollout:
     def response_lengths(self) -> torch.Tensor:
         return self.response_mask.sum(-1)
 
+    def value_model_input(self) -> SideInput:
+        """What the value model reads: its own input where the recipe set one, else the rollout's."""
+        return self.value_input if self.value_input is not None else SideInput(self.input_ids, self.attention_mask)
+
     def rows(self, index: torch.Tensor | Sequence[int]) -> "Rollout":
         """The sub-rollout of the given rows (for micro-batches); prompt-level fields are kept whole."""
         index = torch.as_tensor(index, dtype=torch.long)
-        pick = lambda t: None if t is None else t[index]  # noqa: E731
-        return replace(
-            self,
-            input_ids=self.input_ids[index],
-            attention_mask=self.attention_mask[index],
-            response_mask=self.response_mask[index],
-            responses=[self.responses[i] for i in index.tolist()],
-            logprobs=pick(self.logprobs),
-            ref_logprobs=pick(self.ref_logprobs),
-            hidden_states=pick(self.hidden_states),
-            extras={k: v[index] for k, v in self.extras.items()},
-        )
+        picked = {name: value.rows(index) if kind == SIDE_SEQUENCE else value[index] for name, (kind, value) in _row_fields(self).items()}
+        return replace(self, responses=[self.responses[i] for i in index.tolist()], **picked)
+
+
+def _row_fields(rollout: Rollout, kinds: tuple[str, ...] = (SEQUENCE, PER_TOKEN, PER_ROW, SIDE_SEQUENCE)) -> dict[str, tuple[str, Any]]:
+    """The set (not None) fields of the given kinds: name -> (kind, value)."""
+    found = {}
+    for f in fields(rollout):
+        kind, value = f.metadata.get("kind"), getattr(rollout, f.name)
+        if kind in kinds and value is not None:
+            found[f.name] = (kind, value)
+    return found
+
+
+def trim(rollout: Rollout) -> Rollout:
+    """Drop columns that are padding in every row: leading prompt columns, trailing response columns.
+
+    Each field loses the columns its kind has: sequences both, per-token fields the trailing ones,
+    side sequences (which end with the response columns) the same trailing ones; per-row fields none."""
+    prompt_cols = rollout.attention_mask[:, : rollout.prompt_length].any(0).nonzero()
+    first = int(prompt_cols[0]) if len(prompt_cols) else rollout.prompt_length - 1
+    first = min(first, rollout.prompt_length - 1)  # keep at least one prompt column (it predicts token 1)
+    response_cols = rollout.response_mask.any(0).nonzero()
+    last = int(response_cols[-1]) + 1 if len(response_cols) else 1
+    total_end = rollout.prompt_length + last
+    cut = rollout.response_mask.shape[1] - last
+    column_cuts = {
+        SEQUENCE: lambda t: t[:, first:total_end],
+        PER_TOKEN: lambda t: t[:, :last],
+        SIDE_SEQUENCE: lambda side: side.drop_last_columns(cut),
+    }
+    trimmed = {name: column_cuts[kind](value) for name, (kind, value) in _row_fields(rollout, tuple(column_cuts)).items()}
+    return replace(rollout, prompt_length=rollout.prompt_length - first, **trimmed)
 
 
 def _group_chunks(num_rows: int, group_size: int, chunk_size: int) -> list[slice]:

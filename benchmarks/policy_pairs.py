@@ -1,0 +1,95 @@
+"""Preference pairs from the policy's own answers, labelled by the task's gold judge.
+
+The built-in `constraints` pairs are written from a bank of fluent sentences; a reward model trained
+on them scores the default model's own answers (another style, another length) almost at random and
+drifts towards rewarding brevity (docs/benchmarks.md, "demo"). RLHF collects comparisons of the
+policy's samples instead (InstructGPT's labellers rank the SFT model's answers): this script does
+that with the gold judge as the labeller.
+
+For each training prompt: sample K answers from the model, score them with the gold judge, and keep
+one (satisfies, violates) pair when both exist — of those, the two closest in length, so that length
+alone tells as little as the samples allow. Rows are TRL's standard format with two extra columns
+(`kind`, the constraint kind; `length_chosen`/`length_rejected` in tokens).
+
+    python benchmarks/policy_pairs.py --prompts 480 --samples 4 --out runs/policy_pairs/constraints.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from prefrl.data.loaders import load_prompts
+from prefrl.engine.threads import configure_threads, has_fast_bf16
+from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.preference import GoldJudge
+
+
+def closest_pair(answers: list[str], scores: list[float], lengths: list[int]) -> tuple[int, int] | None:
+    """(chosen, rejected) indices: a passing and a failing answer with the smallest length gap."""
+    passing = [i for i, s in enumerate(scores) if s >= 1.0]
+    failing = [i for i, s in enumerate(scores) if s <= 0.0]
+    if not passing or not failing:
+        return None
+    return min(((i, j) for i in passing for j in failing), key=lambda ij: (abs(lengths[ij[0]] - lengths[ij[1]]), ij))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--task", default="constraints")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--prompts", type=int, default=480)
+    parser.add_argument("--samples", type=int, default=4, help="answers sampled per prompt (K)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--batch-prompts", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/policy_pairs/constraints.jsonl")
+    args = parser.parse_args()
+    configure_threads(0)
+
+    from prefrl.rollout import HFGenerationBackend, SamplingParams
+    from prefrl.data.batching import encode
+    from prefrl.data.templates import render_prompt
+    from prefrl.eval.policy import eos_token_ids, prompt_kind
+
+    tokenizer = load_tokenizer(args.model)
+    lm = load_causal_lm(args.model).eval()
+    backend = HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=has_fast_bf16())
+    params = SamplingParams(num_samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0)
+    judge = GoldJudge(args.task)
+    prompts = load_prompts(args.task, args.split, 0, args.prompts)
+    generator = torch.Generator().manual_seed(args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept, passed, started = 0, 0.0, time.perf_counter()
+    with out.open("w") as handle, torch.no_grad():
+        for start in range(0, len(prompts), args.batch_prompts):
+            chunk = prompts[start : start + args.batch_prompts]
+            ids = backend.generate([encode(tokenizer, render_prompt(tokenizer, p.prompt)) for p in chunk], params, generator)
+            texts = [t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+            lengths = [len(i) for i in ids]
+            for b, record in enumerate(chunk):
+                rows = slice(b * args.samples, (b + 1) * args.samples)
+                answers, answer_lengths = texts[rows], lengths[rows]
+                scores = judge.score([record.prompt] * args.samples, answers).tolist()
+                passed += sum(scores)
+                pair = closest_pair(answers, scores, answer_lengths)
+                if pair is None:
+                    continue
+                chosen, rejected = pair
+                row = {"prompt": record.prompt, "chosen": answers[chosen], "rejected": answers[rejected], "kind": prompt_kind(record),
+                       "length_chosen": answer_lengths[chosen], "length_rejected": answer_lengths[rejected]}
+                handle.write(json.dumps(row) + "\n")
+                kept += 1
+            done = start + len(chunk)
+            print(f"{done}/{len(prompts)} prompts, {kept} pairs, pass rate {passed / (done * args.samples):.3f}, {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"wrote {kept} pairs to {out}")
+
+
+if __name__ == "__main__":
+    main()
