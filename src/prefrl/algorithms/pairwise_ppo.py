@@ -24,8 +24,7 @@ from prefrl.data.batching import encode, pad_sequences
 from prefrl.data.templates import render_prompt, with_anchor
 from prefrl.engine.rl import PolicySetup, setup_policy
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import generate_responses
-from prefrl.rollout import Rollout
+from prefrl.rollout import Rollout, generate_responses
 from prefrl.utils import write_json
 
 ANCHOR_FILE = "anchors.json"

@@ -26,12 +26,12 @@ from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.engine.threads import default_bf16
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, mean_score, prompt_kind
+from prefrl.eval.policy import held_out_report, mean_score, prompt_kind
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.models.policy import PolicyModel
 from prefrl.preference import GoldJudge, PreferenceModel, load_preference_model
 from prefrl.preference.base import write_model_card
-from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
+from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams, eos_token_ids, generate_responses
 from prefrl.utils import publish_directory, write_json
 
 
