@@ -31,8 +31,7 @@ from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
 from prefrl.eval.preference import evaluate_preference
-from prefrl.objectives.dwrl import dwrl_scoring_loss, dwrl_thought_advantages, group_score_entropy, group_scores, misalignment_weight
-from prefrl.objectives.policy import ppo_clipped_policy_loss
+from prefrl.objectives.dwrl import dwrl_scoring_loss, dwrl_thought_advantages, dwrl_thought_loss, group_score_entropy, group_scores, misalignment_weight
 from prefrl.preference.dialog import DialogGPM, Dialogs
 from prefrl.utils import publish_directory, write_json
 
@@ -91,16 +90,7 @@ def scoring_step_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[to
 
 def thought_step_loss(model: torch.nn.Module, batch: dict[str, Any], config: DWRLConfig) -> tuple[torch.Tensor, dict]:
     output = model(batch["dialogs"])
-    # ρᵢ = π(oᵢ)/π_old(oᵢ) is one ratio per thought, as in the paper, not one per token: the shared
-    # clipped loss on a single column of summed thought log-probs.
-    thoughts = output.thought_logprobs[:, None]
-    loss, stats = ppo_clipped_policy_loss(
-        thoughts, batch["old_thought_logprobs"][:, None], batch["advantages"], torch.ones_like(thoughts),
-        clip_eps=config.clip_eps, aggregation="fixed-length-sum", max_length=1,
-    )
-    # fixed-length-sum divides by the number of thoughts; rescaled, it is the sum over each pair's
-    # thoughts averaged over pairs: the DWRL surrogate's thought term.
-    return loss * (thoughts.shape[0] / batch["count"]), stats
+    return dwrl_thought_loss(output.thought_logprobs, batch["old_thought_logprobs"], batch["advantages"], batch["count"], config.clip_eps)
 
 
 def micro_batches(count: int, n: int, pieces: int) -> list[torch.Tensor]:

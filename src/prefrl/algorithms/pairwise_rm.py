@@ -4,7 +4,7 @@ Every pair is read in both orders, [x, y⁺, y⁻] with verdict "A" and [x, y⁻
 
     ℓ = mean over both orders of −[(1 − ε) log P(correct verdict) + ε log P(other verdict)]
 
-(cross-entropy over the two verdict tokens with label smoothing ε).
+(cross-entropy over the two verdict tokens with label smoothing ε: `objectives.pairwise_verdict_loss`).
 Stages: 1 load and validate data → 2 the judge from a causal LM → 3 train → 4 save → 5 evaluate.
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from prefrl.config import option
 from prefrl.config import TrainConfig
@@ -25,6 +24,7 @@ from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import train_supervised
 from prefrl.errors import ConfigError, DataError
 from prefrl.eval.preference import evaluate_preference
+from prefrl.objectives.pairwise import pairwise_verdict_loss
 from prefrl.preference.pairwise import PairwiseJudge
 from prefrl.utils import publish_directory, write_json
 
@@ -44,22 +44,6 @@ class PairwiseRMConfig(TrainConfig):
         super().validate()
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"config key 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
-
-
-def verdict_loss(verdict_logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Cross-entropy over the two verdicts with label smoothing.
-
-    Args:
-        verdict_logits: (N, 2) logits of "A" and "B".
-        labels: (N,) 0 when "A" is right, 1 when "B" is.
-    Returns: loss; stats: accuracy (argmax = label), prob_correct (mean P of the right verdict).
-    """
-    loss = F.cross_entropy(verdict_logits, labels, label_smoothing=2 * label_smoothing)
-    probs = torch.softmax(verdict_logits.detach(), dim=-1)
-    return loss, {
-        "accuracy": (verdict_logits.argmax(-1) == labels).float().mean().detach(),
-        "prob_correct": probs.gather(-1, labels[:, None]).mean(),
-    }
 
 
 def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
@@ -92,7 +76,7 @@ def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
         engine,
         examples,
         collate=collate,
-        loss_fn=lambda m, b: verdict_loss(m(b["input_ids"], b["attention_mask"]), b["labels"], config.label_smoothing),
+        loss_fn=lambda m, b: pairwise_verdict_loss(m(b["input_ids"], b["attention_mask"]), b["labels"], config.label_smoothing),
         count_tokens=lambda b: b["num_tokens"],
         progress_keys=("train/loss", "train/accuracy"),
     )
