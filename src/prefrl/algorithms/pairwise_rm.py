@@ -11,7 +11,6 @@ Stages: 1 load and validate data → 2 the judge from a causal LM → 3 train �
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,12 +20,10 @@ from prefrl.config import TrainConfig
 from prefrl.data.batching import pad_sequences
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine
-from prefrl.engine.supervised import train_supervised
+from prefrl.engine.supervised import finish_preference_model_run, train_supervised
 from prefrl.errors import ConfigError, DataError
-from prefrl.eval.preference import evaluate_preference
 from prefrl.objectives.pairwise import pairwise_verdict_loss
 from prefrl.preference.pairwise import PairwiseJudge
-from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -83,13 +80,4 @@ def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
 
     # 4. Save; 5. evaluate.
     judge.model = engine.unwrap(model)
-    result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
-    if engine.is_main:
-        publish_directory(Path(config.output_dir) / "model", judge.save)
-    if eval_pairs and engine.is_main:
-        result["eval"] = evaluate_preference(judge, eval_pairs)
-        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
-        write_json(Path(config.output_dir) / "eval.json", result["eval"])
-        engine.print(f"[pairwise-rm] held-out accuracy {result['eval']['accuracy']:.3f}, position consistency {result['eval']['position_consistency']:.3f}")
-    engine.finish()
-    return result
+    return finish_preference_model_run(engine, judge, eval_pairs)
