@@ -44,6 +44,7 @@ def test_reference_log_probs_are_computed_once_per_pair(tmp_path, monkeypatch):
     assert calls["rows"] == 8
 
 
+@pytest.mark.slow
 def test_dpo_learns_to_prefer_chosen(tmp_path):
     run = tmp_path / "learn"
     train_dpo(DPOConfig(output_dir=str(run), max_steps=12, lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, **SMALL))
