@@ -10,7 +10,7 @@ from prefrl.algorithms.dpo import DPOConfig, train_dpo
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 
-SMALL = dict(model="tiny", data="arithmetic", num_train=8, batch_size=4, progress=False)
+SMALL = dict(model="tiny", data="arithmetic", num_train=8, num_eval=4, batch_size=4, progress=False)
 
 
 def losses(run):
@@ -25,7 +25,7 @@ def losses(run):
 )
 def test_cli_each_loss_type_starts_at_its_hand_computed_value(tmp_path, loss_type, first_loss):
     run = tmp_path / loss_type
-    assert main(["train", "dpo", "model=tiny", "data=arithmetic", f"loss_type={loss_type}", "max_steps=2", f"output_dir={run}", "num_train=8", "batch_size=2", "progress=false"]) == 0
+    assert main(["train", "dpo", "model=tiny", "data=arithmetic", f"loss_type={loss_type}", "max_steps=2", f"output_dir={run}", "num_train=8", "num_eval=4", "batch_size=2", "progress=false"]) == 0
     assert losses(run)[0] == pytest.approx(first_loss, rel=1e-5)
     assert (run / "model" / "config.json").is_file()
 
