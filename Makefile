@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prefrl-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast test-slow bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/prefrl demo
 
-test: $(STAMP)
+# Two tiers (pyproject's `slow` marker): the fast one first (plain pytest), then the slow one
+# (learning, resume, multi-process, SmolLM2). `make test` (and CI) runs both.
+test: test-fast test-slow
+
+test-fast: $(STAMP)
 	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --no-cache-dir -e ".[bench]"

@@ -71,8 +71,7 @@ def kl_to_start(run_dir: Path, model: str, num_prompts: int, samples: int, max_n
     from prefrl.data.loaders import load_prompts
     from prefrl.models.loading import load_causal_lm, load_tokenizer
     from prefrl.models.policy import PolicyModel
-    from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout
-    from prefrl.eval.policy import eos_token_ids
+    from prefrl.rollout import HFGenerationBackend, SamplingParams, collect_rollout, eos_token_ids
 
     tokenizer = load_tokenizer(model)
     policy = PolicyModel(load_causal_lm(str(run_dir / "model")).eval())

@@ -55,7 +55,8 @@ def main() -> None:
     from prefrl.rollout import HFGenerationBackend, SamplingParams
     from prefrl.data.batching import encode
     from prefrl.data.templates import render_prompt
-    from prefrl.eval.policy import eos_token_ids, prompt_kind
+    from prefrl.eval.policy import prompt_kind
+    from prefrl.rollout import eos_token_ids
 
     tokenizer = load_tokenizer(args.model)
     lm = load_causal_lm(args.model).eval()

@@ -75,7 +75,8 @@ def pair_stats(groups: list[dict]) -> dict[str, float]:
 def sample_groups(args: argparse.Namespace) -> list[dict]:
     from prefrl.data.batching import encode
     from prefrl.data.templates import render_prompt
-    from prefrl.eval.policy import eos_token_ids, prompt_kind
+    from prefrl.eval.policy import prompt_kind
+    from prefrl.rollout import eos_token_ids
     from prefrl.rollout import HFGenerationBackend, SamplingParams
 
     tokenizer = load_tokenizer(args.model)

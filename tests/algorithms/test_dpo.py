@@ -10,7 +10,7 @@ from prefrl.algorithms.dpo import DPOConfig, train_dpo
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 
-SMALL = dict(model="tiny", data="arithmetic", num_train=8, batch_size=4, progress=False)
+SMALL = dict(model="tiny", data="arithmetic", num_train=8, num_eval=4, batch_size=4, progress=False)
 
 
 def losses(run):
@@ -25,7 +25,7 @@ def losses(run):
 )
 def test_cli_each_loss_type_starts_at_its_hand_computed_value(tmp_path, loss_type, first_loss):
     run = tmp_path / loss_type
-    assert main(["train", "dpo", "model=tiny", "data=arithmetic", f"loss_type={loss_type}", "max_steps=2", f"output_dir={run}", "num_train=8", "batch_size=2", "progress=false"]) == 0
+    assert main(["train", "dpo", "model=tiny", "data=arithmetic", f"loss_type={loss_type}", "max_steps=2", f"output_dir={run}", "num_train=8", "num_eval=4", "batch_size=2", "progress=false"]) == 0
     assert losses(run)[0] == pytest.approx(first_loss, rel=1e-5)
     assert (run / "model" / "config.json").is_file()
 
@@ -44,6 +44,7 @@ def test_reference_log_probs_are_computed_once_per_pair(tmp_path, monkeypatch):
     assert calls["rows"] == 8
 
 
+@pytest.mark.slow
 def test_dpo_learns_to_prefer_chosen(tmp_path):
     run = tmp_path / "learn"
     train_dpo(DPOConfig(output_dir=str(run), max_steps=12, lr=1e-3, lr_scheduler="constant", warmup_ratio=0.0, **SMALL))

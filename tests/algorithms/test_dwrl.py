@@ -45,6 +45,7 @@ def test_ablations_run(tmp_path, ablation):
         assert all(m["dwrl/thought_length"] == 0 for m in metrics)
 
 
+@pytest.mark.slow
 def test_scoring_step_fits_the_pairs_on_fixed_thoughts(tmp_path):
     run = tmp_path / "learn"
     train_dwrl(DWRLConfig(output_dir=str(run), max_steps=15, lr=2e-3, lr_scheduler="constant", warmup_ratio=0.0, thoughts="fixed", **dict(SMALL, num_train=4, batch_size=4, num_eval=0)))

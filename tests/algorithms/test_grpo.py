@@ -27,6 +27,7 @@ def test_cli_runs_with_the_gold_judge_by_default(tmp_path, recipe):
     assert (run / "model" / "config.json").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config_class", [GRPOConfig, RLOOConfig])
 def test_the_loop_raises_a_learnable_reward(tmp_path, monkeypatch, config_class):
     with_reward(monkeypatch, grpo, DigitShare())

@@ -3,24 +3,11 @@
 import json
 
 import pytest
-import torch
 
 from prefrl.algorithms.pairwise_ppo import PairwisePPOConfig, train_pairwise_ppo
-from prefrl.algorithms.pairwise_rm import verdict_loss
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 from prefrl.errors import ConfigError
-
-
-def test_verdict_loss_hand_computed():
-    # logits (0, ln 3): P(B) = 0.75. Label B: −log 0.75 = 0.287682; label A: −log 0.25 = 1.386294
-    logits = torch.tensor([[0.0, torch.log(torch.tensor(3.0))]] * 2)
-    loss, stats = verdict_loss(logits, torch.tensor([1, 0]), label_smoothing=0.0)
-    assert loss.item() == pytest.approx((0.287682 + 1.386294) / 2, rel=1e-5)
-    assert stats["accuracy"].item() == 0.5
-    # smoothing 0.1 on label B: −(0.9 log 0.75 + 0.1 log 0.25) = 0.397543
-    loss, _ = verdict_loss(logits[:1], torch.tensor([1]), label_smoothing=0.1)
-    assert loss.item() == pytest.approx(0.397543, rel=1e-5)
 
 
 @pytest.fixture(scope="module")

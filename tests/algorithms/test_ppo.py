@@ -33,6 +33,7 @@ def test_cli_runs(tmp_path):
         assert any(key in m for m in metrics), key
 
 
+@pytest.mark.slow
 def test_ppo_raises_a_learnable_reward(tmp_path, monkeypatch):
     with_reward(monkeypatch, ppo, DigitShare())
     train_ppo(PPOConfig(output_dir=str(tmp_path / "run"), max_steps=10, lr=3e-3, kl_coef=0.0, num_generations=4, ppo_epochs=2, **SMALL))
@@ -40,6 +41,7 @@ def test_ppo_raises_a_learnable_reward(tmp_path, monkeypatch):
     assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.1, rewards
 
 
+@pytest.mark.slow
 def test_resumed_ppo_continues_the_same_loss_sequence(tmp_path, monkeypatch):
     with_reward(monkeypatch, ppo, DigitShare())
     config = dict(SMALL, max_steps=4, save_steps=2, lr=3e-3, ppo_epochs=2, num_generations=2)

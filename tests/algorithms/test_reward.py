@@ -33,6 +33,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
     assert 0.0 <= report["accuracy"] <= 1.0 and report["num_pairs"] == 8
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_same_loss_sequence(tmp_path, monkeypatch):
     config = dict(TINY, max_steps=6, save_steps=2)
     full = train_reward(RewardConfig(output_dir=str(tmp_path / "full"), **config))

@@ -67,6 +67,7 @@ def test_pointwise_oracle_needs_k_scores_per_prompt_and_pairwise_fills_both_tria
     assert torch.all(matrix.diagonal(dim1=-2, dim2=-1) == 0.5)
 
 
+@pytest.mark.slow
 def test_resume_within_an_iteration_reuses_its_data_and_losses(tmp_path, monkeypatch):
     with_reward(monkeypatch, sppo, DigitShare())
     config = dict(SMALL, iterations=2, max_steps=2, save_steps=1, eta=5.0, lr=1e-3, num_eval=0)
@@ -103,6 +104,7 @@ def test_variants_run(tmp_path, monkeypatch, variant):
     assert result["steps"] == 1
 
 
+@pytest.mark.slow
 def test_self_play_raises_the_oracles_preference(tmp_path, monkeypatch):
     with_reward(monkeypatch, sppo, DigitShare())
     run = tmp_path / "learn"

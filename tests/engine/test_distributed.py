@@ -32,6 +32,7 @@ def run(command, output_dir):
     return [m["train/loss"] for m in read_metrics(output_dir) if "train/loss" in m]
 
 
+@pytest.mark.slow
 @pytest.mark.multiprocess
 def test_two_processes_match_one(tmp_path):
     single = run([sys.executable, "-m", "prefrl.cli"], tmp_path / "one")
@@ -42,6 +43,7 @@ def test_two_processes_match_one(tmp_path):
     assert max(single) - min(single) > 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.multiprocess
 def test_every_recipe_takes_the_same_steps_on_two_processes(tmp_path):
     from tests.engine.test_accumulation import assert_same_training

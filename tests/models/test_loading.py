@@ -48,6 +48,7 @@ def test_missing_default_model_package_says_how_to_install(monkeypatch, tmp_path
         resolve_model("smollm2-135m-instruct", cache_dir=tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.smollm2
 def test_default_model_converts_to_a_trainable_float32_checkpoint():
     path = resolve_model(loading.DEFAULT_MODEL)

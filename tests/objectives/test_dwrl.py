@@ -15,6 +15,7 @@ from prefrl.objectives.dwrl import (
     dwrl_scoring_loss,
     dwrl_surrogate_loss,
     dwrl_thought_advantages,
+    dwrl_thought_loss,
     group_score_entropy,
     group_scores,
     misalignment_weight,
@@ -163,3 +164,55 @@ def test_surrogate_loss_without_baseline():
     loss.backward()
     assert _close(thought_pos.grad, [[-0.1875, -0.5625]])
     assert _close(thought_neg.grad, [[0.3125, 0.4375]])
+
+
+def test_thought_loss_clips_one_ratio_per_thought():
+    """ρᵢ = π(oᵢ)/π_old(oᵢ) of the whole thought. Thought 1: log ρ = 0.5, ρ = 1.6487 > 1.2, A = +0.5 →
+    clipped term 1.2·0.5; thought 2: log ρ = −1, ρ = 0.3679 < 0.8, A = −0.25 → min(−0.0920, −0.2) = −0.2.
+    Loss = −(0.6 − 0.2) / 1 pair = −0.4, both thoughts clipped (no gradient)."""
+    old = torch.tensor([-1.5, -1.0])
+    advantages = torch.tensor([0.5, -0.25])
+    new = torch.tensor([-1.0, -2.0], requires_grad=True)
+    loss, stats = dwrl_thought_loss(new, old, advantages, num_pairs=1, clip_eps=0.2)
+    assert math.isclose(loss.item(), -0.4, rel_tol=1e-6)
+    assert float(stats["clip_fraction"]) == 1.0
+    loss.backward()
+    assert torch.equal(new.grad, torch.zeros(2))
+    # inside the clip range the gradient is −A·ρ/pairs per thought: ρ = e^{0.1}, e^{−0.1}; 2 pairs halve it
+    new = torch.tensor([-1.4, -1.1], requires_grad=True)
+    dwrl_thought_loss(new, old, advantages, num_pairs=2, clip_eps=0.2)[0].backward()
+    torch.testing.assert_close(new.grad, torch.tensor([-0.5 * math.exp(0.1), 0.25 * math.exp(-0.1)]) / 2)
+
+
+def test_thought_loss_is_the_clipped_sum_per_pair_written_out():
+    """(1/B) Σᵢ max(−Aᵢρᵢ, −Aᵢ clip(ρᵢ, 1 − ε, 1 + ε)), computed directly, on random thoughts of 3
+    pairs × 2 sides × 4 thoughts."""
+    generator = torch.Generator().manual_seed(0)
+    rows = 3 * 2 * 4
+    new = torch.randn(rows, generator=generator, dtype=torch.float64) * 3
+    old = new + 0.4 * torch.randn(rows, generator=generator, dtype=torch.float64)
+    advantages = torch.randn(rows, generator=generator, dtype=torch.float64)
+    loss, stats = dwrl_thought_loss(new, old, advantages, num_pairs=3, clip_eps=0.2)
+    ratio = (new - old).exp()
+    expected = torch.maximum(-advantages * ratio, -advantages * ratio.clamp(0.8, 1.2)).sum() / 3
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(stats["ratio_mean"], ratio.mean())
+
+
+def test_thought_loss_at_ratio_one_has_the_surrogates_thought_gradient():
+    """At ρ = 1 (π = π_old) the clipped loss's gradient equals that of the thought term of
+    `dwrl_surrogate_loss`, −(1/B) Σ Aᵢ log π(oᵢ), with A from `dwrl_thought_advantages`."""
+    answer_pos, answer_neg = _logprobs(POS), _logprobs(NEG)
+    weight = misalignment_weight(answer_pos, answer_neg)
+    scores_pos, scores_neg = group_scores(answer_pos), group_scores(answer_neg)
+    adv_pos, adv_neg = dwrl_thought_advantages(weight, scores_pos, scores_neg)
+    thoughts = torch.tensor([[-3.0, -4.0], [-2.0, -5.0]], dtype=torch.float64, requires_grad=True)  # rows: y⁺, y⁻
+    loss, _ = dwrl_thought_loss(thoughts.reshape(-1), thoughts.detach().reshape(-1), torch.cat([adv_pos[0], adv_neg[0]]), num_pairs=1, clip_eps=0.2)
+    (grad,) = torch.autograd.grad(loss, thoughts)
+    # hand: w = 0.75; A⁺ = 0.75·(ω̃⁺ − ½) = [−0.1875, 0.1875]; A⁻ = −0.75·(ω̃⁻ − ½) = [0.0625, −0.0625]
+    torch.testing.assert_close(grad, -torch.tensor([[-0.1875, 0.1875], [0.0625, -0.0625]], dtype=torch.float64))
+
+
+def test_thought_loss_rejects_mismatched_rows():
+    with pytest.raises(ValueError, match=r"\(R,\)"):
+        dwrl_thought_loss(torch.zeros(4), torch.zeros(4), torch.zeros(3), num_pairs=1, clip_eps=0.2)

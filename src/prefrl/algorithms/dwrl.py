@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,13 +27,10 @@ import torch
 from prefrl.config import CheckpointSection, EvaluationSection, OptimSection, RunSection, option
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine
-from prefrl.engine.supervised import GlobalBatchSampler
+from prefrl.engine.supervised import GlobalBatchSampler, finish_preference_model_run
 from prefrl.errors import ConfigError
-from prefrl.eval.preference import evaluate_preference
-from prefrl.objectives.dwrl import dwrl_scoring_loss, dwrl_thought_advantages, group_score_entropy, group_scores, misalignment_weight
-from prefrl.objectives.policy import ppo_clipped_policy_loss
+from prefrl.objectives.dwrl import dwrl_scoring_loss, dwrl_thought_advantages, dwrl_thought_loss, group_score_entropy, group_scores, misalignment_weight
 from prefrl.preference.dialog import DialogGPM, Dialogs
-from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -91,16 +87,7 @@ def scoring_step_loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[to
 
 def thought_step_loss(model: torch.nn.Module, batch: dict[str, Any], config: DWRLConfig) -> tuple[torch.Tensor, dict]:
     output = model(batch["dialogs"])
-    # ρᵢ = π(oᵢ)/π_old(oᵢ) is one ratio per thought, as in the paper, not one per token: the shared
-    # clipped loss on a single column of summed thought log-probs.
-    thoughts = output.thought_logprobs[:, None]
-    loss, stats = ppo_clipped_policy_loss(
-        thoughts, batch["old_thought_logprobs"][:, None], batch["advantages"], torch.ones_like(thoughts),
-        clip_eps=config.clip_eps, aggregation="fixed-length-sum", max_length=1,
-    )
-    # fixed-length-sum divides by the number of thoughts; rescaled, it is the sum over each pair's
-    # thoughts averaged over pairs: the DWRL surrogate's thought term.
-    return loss * (thoughts.shape[0] / batch["count"]), stats
+    return dwrl_thought_loss(output.thought_logprobs, batch["old_thought_logprobs"], batch["advantages"], batch["count"], config.clip_eps)
 
 
 def micro_batches(count: int, n: int, pieces: int) -> list[torch.Tensor]:
@@ -213,11 +200,7 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
             metrics.update({f"perf/{k}_s": v for k, v in timings.items()})
             metrics["perf/thoughts_per_s"] = len(sampled) / max(timings["sampling"], 1e-9) if config.thoughts == "sampled" else 0.0
             metrics["perf/step_s"] = time.perf_counter() - started
-            if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
-                engine.log(metrics)
-            bar.advance(metrics, ("dwrl/score_loss", "dwrl/pair_accuracy"))
-            if engine.should_save():
-                engine.save_checkpoint()
+            engine.close_step(metrics, bar, ("dwrl/score_loss", "dwrl/pair_accuracy"))
 
     gpm.scorer = engine.unwrap(model)
     gpm.n_thoughts = config.eval_n_thoughts
@@ -225,12 +208,4 @@ def train_dwrl(config: DWRLConfig) -> dict[str, Any]:
         gpm.freeze_thoughts_to(config.model)
     if config.thoughts == "none":  # the saved model scores without a critique, as it was trained
         gpm.n_thoughts, gpm.max_thought_tokens = 1, 0
-    result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
-    if engine.is_main:
-        publish_directory(Path(config.output_dir) / "model", gpm.save)
-    if evaluation and engine.is_main:
-        result["eval"] = evaluate_preference(gpm, evaluation)
-        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
-        write_json(Path(config.output_dir) / "eval.json", result["eval"])
-    engine.finish()
-    return result
+    return finish_preference_model_run(engine, gpm, evaluation)

@@ -25,9 +25,8 @@ from prefrl.data.batching import encode, pad_sequences
 from prefrl.data.templates import render_prompt, with_anchor
 from prefrl.engine.rl import PolicySetup, setup_policy
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import generate_responses
 from prefrl.rewards import AgainstAnchor, RewardSourceSection
-from prefrl.rollout import Rollout, SideInput
+from prefrl.rollout import Rollout, SideInput, generate_responses
 from prefrl.utils import write_json
 
 ANCHOR_FILE = "anchors.json"

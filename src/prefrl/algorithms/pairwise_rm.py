@@ -4,28 +4,25 @@ Every pair is read in both orders, [x, y⁺, y⁻] with verdict "A" and [x, y⁻
 
     ℓ = mean over both orders of −[(1 − ε) log P(correct verdict) + ε log P(other verdict)]
 
-(cross-entropy over the two verdict tokens with label smoothing ε).
+(cross-entropy over the two verdict tokens with label smoothing ε: `objectives.pairwise_verdict_loss`).
 Stages: 1 load and validate data → 2 the judge from a causal LM → 3 train → 4 save → 5 evaluate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from prefrl.config import TrainConfig, option
 from prefrl.data.batching import pad_sequences
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.engine import Engine
-from prefrl.engine.supervised import train_supervised
+from prefrl.engine.supervised import finish_preference_model_run, train_supervised
 from prefrl.errors import ConfigError, DataError
-from prefrl.eval.preference import evaluate_preference
+from prefrl.objectives.pairwise import pairwise_verdict_loss
 from prefrl.preference.pairwise import PairwiseJudge
-from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -43,22 +40,6 @@ class PairwiseRMConfig(TrainConfig):
         super().validate()
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"config key 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
-
-
-def verdict_loss(verdict_logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Cross-entropy over the two verdicts with label smoothing.
-
-    Args:
-        verdict_logits: (N, 2) logits of "A" and "B".
-        labels: (N,) 0 when "A" is right, 1 when "B" is.
-    Returns: loss; stats: accuracy (argmax = label), prob_correct (mean P of the right verdict).
-    """
-    loss = F.cross_entropy(verdict_logits, labels, label_smoothing=2 * label_smoothing)
-    probs = torch.softmax(verdict_logits.detach(), dim=-1)
-    return loss, {
-        "accuracy": (verdict_logits.argmax(-1) == labels).float().mean().detach(),
-        "prob_correct": probs.gather(-1, labels[:, None]).mean(),
-    }
 
 
 def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
@@ -91,20 +72,11 @@ def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
         engine,
         examples,
         collate=collate,
-        loss_fn=lambda m, b: verdict_loss(m(b["input_ids"], b["attention_mask"]), b["labels"], config.label_smoothing),
+        loss_fn=lambda m, b: pairwise_verdict_loss(m(b["input_ids"], b["attention_mask"]), b["labels"], config.label_smoothing),
         count_tokens=lambda b: b["num_tokens"],
         progress_keys=("train/loss", "train/accuracy"),
     )
 
     # 4. Save; 5. evaluate.
     judge.model = engine.unwrap(model)
-    result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
-    if engine.is_main:
-        publish_directory(Path(config.output_dir) / "model", judge.save)
-    if eval_pairs and engine.is_main:
-        result["eval"] = evaluate_preference(judge, eval_pairs)
-        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
-        write_json(Path(config.output_dir) / "eval.json", result["eval"])
-        engine.print(f"[pairwise-rm] held-out accuracy {result['eval']['accuracy']:.3f}, position consistency {result['eval']['position_consistency']:.3f}")
-    engine.finish()
-    return result
+    return finish_preference_model_run(engine, judge, eval_pairs)

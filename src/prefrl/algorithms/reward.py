@@ -8,7 +8,6 @@ Stages: 1 load and validate data → 2 build the reward model → 3 train → 4 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prefrl.config import TrainConfig, option
@@ -16,12 +15,10 @@ from prefrl.data.batching import PairBatch, collate_pairs, tokenize_pairs
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.preference.base import data_format
 from prefrl.engine.engine import Engine
-from prefrl.engine.supervised import train_supervised
-from prefrl.eval.preference import evaluate_preference
+from prefrl.engine.supervised import finish_preference_model_run, train_supervised
 from prefrl.models.heads import ScalarRewardModel
 from prefrl.objectives import bradley_terry_loss
 from prefrl.preference.bradley_terry import BradleyTerryModel
-from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -75,17 +72,7 @@ def train_reward(config: RewardConfig) -> dict[str, Any]:
         progress_keys=("train/loss", "train/accuracy"),
     )
 
-    # 4. Save the final model where `prefrl eval` and the RL recipes look for it: <run>/model.
-    result: dict[str, Any] = {"output_dir": config.output_dir, "steps": engine.step}
+    # 4. Save the final model where `prefrl eval` and the RL recipes look for it: <run>/model;
+    # 5. evaluate it on the held-out split.
     preference_model.reward_model = engine.unwrap(model)
-    if engine.is_main:
-        publish_directory(Path(config.output_dir) / "model", preference_model.save)
-
-    # 5. Evaluate on the held-out split.
-    if eval_pairs and engine.is_main:
-        result["eval"] = evaluate_preference(preference_model, eval_pairs)
-        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
-        write_json(Path(config.output_dir) / "eval.json", result["eval"])
-        engine.print(f"[reward] held-out accuracy {result['eval']['accuracy']:.3f} on {len(eval_pairs)} pairs")
-    engine.finish()
-    return result
+    return finish_preference_model_run(engine, preference_model, eval_pairs)

@@ -30,7 +30,10 @@ from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, PolicySetup, SamplingSection, evaluate_initial_policy, evaluate_policy, make_backend, save_policy, setup_policy, step_generator, write_answers
+from prefrl.engine.rl import (
+    PolicyConfig, PolicySetup, SamplingSection, evaluate_policy, finish_policy_run, make_backend, save_policy, setup_policy, start_policy_run,
+    step_generator,
+)
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.errors import ConfigError
 from prefrl.objectives.preference_optimization import (
@@ -199,13 +202,9 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
     assert setup.reward is not None  # validate() asks for a reward where the task has no gold judge
     engine.start_run()
     engine.prepare(setup.policy)
-    result: dict[str, Any] = {"output_dir": config.output_dir, "iterations": []}
-
     # The initial policy's held-out answers: the paired baseline of every iteration's evaluation.
-    before = evaluate_initial_policy(engine, setup, config)
-    if before:
-        result["eval_before"] = before
-        engine.log(before, step=0)
+    result = start_policy_run(engine, setup, config)
+    result["iterations"] = []
     first_iteration = engine.step // config.max_steps
     with engine.progress(engine.recipe) as bar:
         for iteration in range(first_iteration, config.iterations):
@@ -235,11 +234,7 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
                 stats = engine.optimizer_step(micro_batches, lambda m, b: self_play_loss(m, b, config))
                 engine.end_step()
                 metrics = {f"train/{k}": v for k, v in stats.items()}
-                if engine.step % config.logging_steps == 0:
-                    engine.log(metrics)
-                bar.advance(metrics, ("train/loss",))
-                if engine.should_save():
-                    engine.save_checkpoint({"iteration": iteration + 1})
+                engine.close_step(metrics, bar, ("train/loss",), checkpoint_state={"iteration": iteration + 1})  # SPPO evaluates per iteration, not every eval_steps
 
             # 4. The iteration's policy, and its held-out evaluation paired with the initial policy's.
             save_policy(engine, setup, iteration_dir(config, iteration) / "model")
@@ -249,10 +244,6 @@ def train_sppo(config: SPPOConfig) -> dict[str, Any]:
                 engine.log({"eval/iteration": iteration + 1, **{k: v for k, v in summary.items() if k.startswith("eval/")}})
             result["iterations"].append(summary)
 
-    save_policy(engine, setup, Path(config.output_dir) / "model")
-    if result["iterations"] and "eval/seconds" in result["iterations"][-1]:
-        result["eval_after"] = {k: v for k, v in result["iterations"][-1].items() if k.startswith("eval/")}
-        write_answers(setup, config)
-    result["steps"] = engine.step
-    engine.finish()
-    return result
+    # 5. The last iteration's policy is the final one: its evaluation is the run's.
+    final = {k: v for k, v in result["iterations"][-1].items() if k.startswith("eval/")} if result["iterations"] else {}
+    return finish_policy_run(engine, setup, config, result, final_evaluation=final)

@@ -373,6 +373,17 @@ class Engine:
         """The recipe finished one step (data batch or rollout): count it."""
         self.step += 1
 
+    def close_step(self, metrics: dict[str, Any], bar: ProgressBar, progress_keys: tuple[str, ...], checkpoint_state: dict[str, Any] | None = None) -> None:
+        """The end of every recipe's step, after `end_step()`: log the step's metrics (every
+        `logging_steps` steps and always the last, so the final numbers are never dropped), advance
+        the progress bar, and checkpoint when due (`should_save`), with `checkpoint_state` in the
+        trainer state."""
+        if self.step % self.config.logging_steps == 0 or self.step == self.total_steps:
+            self.log(metrics)
+        bar.advance(metrics, progress_keys)
+        if self.should_save():
+            self.save_checkpoint(checkpoint_state)
+
     def should_save(self) -> bool:
         """Every `save_steps` steps, and always after the last one (so every run can be resumed)."""
         every = self.config.save_steps

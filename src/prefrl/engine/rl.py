@@ -27,13 +27,13 @@ from prefrl.engine.engine import Engine
 from prefrl.engine.supervised import GlobalBatchSampler
 from prefrl.engine.threads import default_bf16
 from prefrl.errors import ConfigError
-from prefrl.eval.policy import eos_token_ids, generate_responses, held_out_report, prompt_kind
+from prefrl.eval.policy import held_out_report, prompt_kind
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.models.policy import PolicyModel
 from prefrl.preference import GoldJudge
 from prefrl.preference.base import write_model_card
 from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection, build_reward_source
-from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams
+from prefrl.rollout import HFGenerationBackend, Rollout, SamplingParams, eos_token_ids, generate_responses
 from prefrl.utils import publish_directory, write_json
 
 
@@ -392,23 +392,30 @@ def start_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig) -
     return result
 
 
-def end_policy_step(engine: Engine, setup: PolicySetup, config: PolicyConfig, metrics: dict[str, Any], bar: Any, progress_keys: tuple[str, ...]) -> None:
-    """After `engine.end_step()`: periodic evaluation, metrics, progress, checkpoint."""
-    if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < config.max_steps and engine.is_main:
+def end_policy_step(
+    engine: Engine, setup: PolicySetup, config: OnlinePolicyConfig, metrics: dict[str, Any], bar: Any, progress_keys: tuple[str, ...],
+    checkpoint_state: dict[str, Any] | None = None,
+) -> None:
+    """After `engine.end_step()`: periodic evaluation, then `Engine.close_step` (metrics, progress, checkpoint)."""
+    if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < engine.total_steps and engine.is_main:
         metrics.update(evaluate_policy(setup, config, setup.lm))
-    if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
-        engine.log(metrics)
-    bar.advance(metrics, progress_keys)
-    if engine.should_save():
-        engine.save_checkpoint()
+    engine.close_step(metrics, bar, progress_keys, checkpoint_state)
 
 
-def finish_policy_run(engine: Engine, setup: PolicySetup, config: PolicyConfig, result: dict[str, Any], kind: str = "policy") -> dict[str, Any]:
-    """Save the final policy to <run>/model and evaluate it on the held-out prompts."""
+def finish_policy_run(
+    engine: Engine, setup: PolicySetup, config: PolicyConfig, result: dict[str, Any], kind: str = "policy",
+    final_evaluation: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Save the final policy to <run>/model and evaluate it on the held-out prompts.
+
+    `final_evaluation`: the final policy's held-out metrics when the recipe has already computed and
+    logged them (SPPO evaluates every iteration's policy, the last of which is the final one)."""
     save_policy(engine, setup, Path(config.output_dir) / "model", kind=kind)
     if engine.is_main:
-        result["eval_after"] = evaluate_policy(setup, config, setup.lm)
-        engine.log(result["eval_after"])
+        if final_evaluation is None:
+            final_evaluation = evaluate_policy(setup, config, setup.lm)
+            engine.log(final_evaluation)
+        result["eval_after"] = final_evaluation
         write_answers(setup, config)
     result["steps"] = engine.step
     engine.finish()

@@ -1,16 +1,22 @@
 """The loop for recipes that learn from a fixed dataset (reward models, DPO): deterministic data
-order, resumable position, periodic checkpoints, metrics and progress.
+order, resumable position, periodic checkpoints, metrics and progress; and the one run ending of
+the recipes that train a preference model (reward, pairwise-rm, dwrl).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
+from prefrl.data.records import PreferencePair
 from prefrl.engine.engine import Engine, LossFn
+from prefrl.eval.preference import evaluate_preference
+from prefrl.preference.base import PreferenceModel
+from prefrl.utils import publish_directory, write_json
 
 
 @dataclass
@@ -76,8 +82,22 @@ def train_supervised(
             tokens = engine.mean_over_processes({"tokens": float(local_tokens)})["tokens"] * world
             metrics = {f"{metric_prefix}{k}": v for k, v in stats.items()}
             metrics.update({"perf/tokens_per_s": tokens / elapsed, "perf/examples_per_s": config.batch_size / elapsed, "perf/step_s": elapsed})
-            if engine.step % config.logging_steps == 0 or engine.step == config.max_steps:
-                engine.log(metrics)
-            bar.advance(metrics, progress_keys)
-            if engine.should_save():
-                engine.save_checkpoint({"examples_seen": engine.step * config.batch_size})
+            engine.close_step(metrics, bar, progress_keys, {"examples_seen": engine.step * config.batch_size})
+
+
+def finish_preference_model_run(engine: Engine, model: PreferenceModel, eval_pairs: Sequence[PreferencePair]) -> dict[str, Any]:
+    """The run ending of every preference-model recipe: save the trained model to <run>/model (where
+    `prefrl eval` and the policy recipes look for it), evaluate it on the held-out pairs (metrics
+    under `eval/` and <run>/eval.json), release the run. `model` already holds the trained weights."""
+    output_dir = Path(engine.config.output_dir)
+    result: dict[str, Any] = {"output_dir": engine.config.output_dir, "steps": engine.step}
+    if engine.is_main:
+        publish_directory(output_dir / "model", model.save)
+    if eval_pairs and engine.is_main:
+        result["eval"] = evaluate_preference(model, list(eval_pairs))
+        engine.log({f"eval/{k}": v for k, v in result["eval"].items()})
+        write_json(output_dir / "eval.json", result["eval"])
+        consistency = f", position consistency {result['eval']['position_consistency']:.3f}" if "position_consistency" in result["eval"] else ""
+        engine.print(f"[{engine.recipe}] held-out accuracy {result['eval']['accuracy']:.3f} on {len(eval_pairs)} pairs{consistency}")
+    engine.finish()
+    return result

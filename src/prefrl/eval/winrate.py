@@ -7,10 +7,10 @@ from typing import Any, Sequence
 import torch
 
 from prefrl.data.records import PromptRecord
-from prefrl.eval.policy import generate_responses
 from prefrl.eval.stats import sign_test, wilson_interval
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.preference.base import PreferenceModel
+from prefrl.rollout.generation import generate_responses
 
 
 def win_rate(judge: PreferenceModel, prompts: Sequence[Any], responses_a: Sequence[str], responses_b: Sequence[str], batch_size: int = 32) -> dict[str, float]:

@@ -17,8 +17,9 @@ small n (at n = 1, ω̃ = 1) and consistent as n → ∞.
 
 Every function here is batched over pairs. Shapes: B pairs, n thoughts per response.
 `answer_logprobs_*` (B, n) hold log π(a|x,y±,o±ᵢ); `thought_logprobs_*` (B, n) hold log π(o±ᵢ|x,y±)
-summed over the thought's tokens. The PPO-clip thought step of the recipe uses the advantages from
-`dwrl_thought_advantages` with the shared clipped policy loss in `objectives/policy.py`.
+summed over the thought's tokens. The recipe's thought step is `dwrl_thought_loss`: the shared
+PPO-clip loss of `objectives/policy.py` on one ratio per thought, with the advantages from
+`dwrl_thought_advantages`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from prefrl.objectives.policy import ppo_clipped_policy_loss
 
 
 def _check_pair_shapes(pos: torch.Tensor, neg: torch.Tensor, what: str) -> None:
@@ -232,3 +235,45 @@ def dwrl_surrogate_loss(
     thought_loss = -((adv_pos * thought_logprobs_pos).sum(-1) + (adv_neg * thought_logprobs_neg).sum(-1)).mean()
     stats = {**stats, "scoring_loss": scoring_loss.detach(), "thought_loss": thought_loss.detach()}
     return scoring_loss + thought_loss, stats
+
+
+def dwrl_thought_loss(
+    thought_logprobs: torch.Tensor,
+    old_thought_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    num_pairs: int,
+    clip_eps: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Thought step of DWRL (paper Eq. 15): PPO-clip with one ratio per thought, not one per token.
+
+        ρᵢ = π(oᵢ|x,y) / π_old(oᵢ|x,y)            (log-probs summed over the thought's tokens)
+        L_thought = (1/B) Σᵢ max( −Aᵢ ρᵢ , −Aᵢ clip(ρᵢ, 1 − ε, 1 + ε) )
+
+    summed over the 2n thoughts of each pair and averaged over the B pairs, with Aᵢ = +w(ω̃⁺ᵢ − b)
+    for thoughts of y⁺ and −w(ω̃⁻ᵢ − b) for thoughts of y⁻ (`dwrl_thought_advantages`). At ρ = 1 its
+    gradient is the thought term of the DWRL estimate (`dwrl_surrogate_loss`).
+
+    Args:
+        thought_logprobs: (R,) log π(oᵢ|x,y) of every thought row (R = 2·B·n), with grad.
+        old_thought_logprobs: (R,) log π_old(oᵢ|x,y) from sampling time.
+        advantages: (R,) Aᵢ per thought row (detached).
+        num_pairs: B, the pairs the R rows belong to.
+        clip_eps: ε.
+
+    Returns:
+        loss: scalar.
+        stats: clip_fraction, approx_kl, ratio_mean over the thoughts (as `ppo_clipped_policy_loss`).
+    """
+    if thought_logprobs.dim() != 1 or old_thought_logprobs.shape != thought_logprobs.shape or advantages.shape != thought_logprobs.shape:
+        raise ValueError(
+            "dwrl_thought_loss: thought log-probs, old log-probs and advantages must all be (R,); got "
+            f"{tuple(thought_logprobs.shape)}, {tuple(old_thought_logprobs.shape)}, {tuple(advantages.shape)}"
+        )
+    thoughts = thought_logprobs[:, None]  # (R, 1): each thought is a one-"token" sequence
+    loss, stats = ppo_clipped_policy_loss(
+        thoughts, old_thought_logprobs[:, None], advantages, torch.ones_like(thoughts),
+        clip_eps=clip_eps, aggregation="fixed-length-sum", max_length=1,
+    )
+    # fixed-length-sum divides by the number of thoughts R; rescaled, it is the sum over each pair's
+    # thoughts averaged over pairs.
+    return loss * (thoughts.shape[0] / num_pairs), stats

@@ -30,7 +30,7 @@ from prefrl.models.packing import PackedGroups, encode_packed, pack_groups
 from prefrl.models.policy import token_logprobs_from_logits
 from prefrl.preference.base import PointwisePreferenceModel, write_model_card
 from prefrl.preference.pairwise import single_token_id
-from prefrl.rollout.generation import HFGenerationBackend, SamplingParams
+from prefrl.rollout.generation import HFGenerationBackend, SamplingParams, eos_token_ids
 
 KIND = "dialog-gpm"
 
@@ -159,8 +159,6 @@ class DialogGPM(PointwisePreferenceModel):
         self.seed = seed
         self.thought_model = thought_model
         self._dtype, self._cache_dir = dtype, cache_dir
-        from prefrl.eval.policy import eos_token_ids
-
         self.stop_token_ids = eos_token_ids(tokenizer)
         self._backend: HFGenerationBackend | None = None
 

@@ -22,6 +22,7 @@ from prefrl.models.heads import last_token_index
 from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.preference.base import PreferenceModel, write_model_card
 from prefrl.preference.pairwise import single_token_id
+from prefrl.rollout.generation import generate_responses
 
 KIND = "thinking-pairwise"
 _VERDICT = re.compile(r"Verdict:\s*\**\s*([AB])\b")
@@ -61,8 +62,6 @@ class ThinkingJudge(PreferenceModel):
     @torch.no_grad()
     def first_verdict_probs(self, prompts: Sequence[Text], firsts: Sequence[Text], seconds: Sequence[Text]) -> torch.Tensor:
         """(N,) P("A") after the judge's own greedy analysis of [x, first, second]."""
-        from prefrl.eval.policy import generate_responses  # eval imports preference: import here
-
         records = [PromptRecord(thinking_judge_messages(p, a, b)) for p, a, b in zip(prompts, firsts, seconds)]
         analyses = generate_responses(self.lm, self.tokenizer, records, self.max_new_tokens, self.batch_size)
         sequences = []

@@ -1,4 +1,5 @@
-"""Sampling K completions per prompt: the generation-backend seam and the Hugging Face backend.
+"""Sampling K completions per prompt: the generation-backend seam, the Hugging Face backend, and
+batched greedy responses to prompt records (evaluation, anchors, a judge's own analysis).
 
 A backend takes token ids and returns token ids; everything else (chat templates, log-probs,
 rewards) happens around it, so a vLLM backend for GPUs only has to implement `generate`.
@@ -7,11 +8,13 @@ rewards) happens around it, so a vLLM backend for GPUs only has to implement `ge
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import torch
 
-from prefrl.data.batching import pad_sequences
+from prefrl.data.batching import encode, pad_sequences
+from prefrl.data.records import PromptRecord
+from prefrl.data.templates import render_prompt
 from prefrl.models.policy import cache_keyword, new_kv_cache, position_ids_from_mask
 
 
@@ -120,3 +123,28 @@ class HFGenerationBackend:
             next_position = next_position + 1
         model.train(was_training)
         return responses
+
+
+def generate_responses(
+    lm: torch.nn.Module, tokenizer: Any, prompts: Sequence[PromptRecord], max_new_tokens: int, batch_size: int = 16, seed: int = 0, params: SamplingParams | None = None,
+    bf16: bool = False,
+) -> list[str]:
+    """Greedy responses (or sampled with `params`), in prompt order, batched; `bf16`: under bf16 autocast."""
+    params = params or SamplingParams(max_new_tokens=max_new_tokens, greedy=True, num_samples=1)
+    backend = HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=bf16)
+    generator = torch.Generator().manual_seed(seed)
+    texts: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        ids = backend.generate([encode(tokenizer, render_prompt(tokenizer, p.prompt)) for p in chunk], params, generator)
+        texts.extend(t.strip() for t in tokenizer.batch_decode(ids, skip_special_tokens=True))
+    return texts
+
+
+def eos_token_ids(tokenizer: Any) -> list[int]:
+    """End-of-turn tokens: the tokenizer's EOS, and ChatML's <|im_end|> when the vocabulary has it."""
+    ids = {tokenizer.eos_token_id}
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>") if "<|im_end|>" in tokenizer.get_vocab() else None
+    if im_end is not None:
+        ids.add(im_end)
+    return sorted(i for i in ids if i is not None)
