@@ -74,7 +74,7 @@ def test_rewards_read_from_the_update_forward_equal_those_from_the_rollout_pass(
     pass would have given."""
     from prefrl.algorithms.grpo import group_policy_loss
     from prefrl.data.records import PromptRecord
-    from prefrl.engine.rl import micro_batch_groups
+    from prefrl.algorithms.policy_setup import micro_batch_groups
     from prefrl.rollout import trim
     from prefrl.models.loading import load_causal_lm, load_tokenizer
     from prefrl.models.policy import PolicyModel

@@ -25,7 +25,7 @@ from prefrl.data.batching import left_pad, pad_sequences, tokenize_prompt_respon
 from prefrl.data.loaders import load_preference_pairs, load_prompts
 from prefrl.data.tasks import is_task
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import PolicyConfig, PolicySetup, finish_policy_run, load_policy, start_policy_run
+from prefrl.algorithms.policy_setup import PolicyConfig, PolicySetup, finish_policy_run, load_policy, start_policy_run
 from prefrl.engine.supervised import train_supervised
 from prefrl.errors import ConfigError, DataError
 from prefrl.models.policy import PolicyModel

@@ -19,7 +19,7 @@ from prefrl.config import option
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.data.records import PreferencePair, PromptRecord, Text, last_content
 from prefrl.data.templates import thinking_judge_messages
-from prefrl.engine.rl import PolicySetup, load_policy
+from prefrl.algorithms.policy_setup import PolicySetup, load_policy
 from prefrl.preference.base import PointwisePreferenceModel
 from prefrl.preference.thinking_judge import KIND, parse_verdict
 from prefrl.rewards import PreferenceModelReward

@@ -23,7 +23,7 @@ import torch
 
 from prefrl.config import ConfigSection, option
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import (
+from prefrl.algorithms.policy_setup import (
     OnlinePolicyConfig,
     PolicySetup,
     PromptStream,

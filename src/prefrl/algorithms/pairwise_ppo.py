@@ -23,7 +23,7 @@ from prefrl.algorithms.ppo import ActorCriticConfig, train_ppo
 from prefrl.config import option
 from prefrl.data.batching import encode, pad_sequences
 from prefrl.data.templates import render_prompt, with_anchor
-from prefrl.engine.rl import PolicySetup, setup_policy
+from prefrl.algorithms.policy_setup import PolicySetup, setup_policy
 from prefrl.errors import ConfigError
 from prefrl.rewards import AgainstAnchor, RewardSourceSection
 from prefrl.rollout import Rollout, SideInput, generate_responses

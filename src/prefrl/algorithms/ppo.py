@@ -23,7 +23,7 @@ from torch import nn
 
 from prefrl.config import ConfigSection, option
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import (
+from prefrl.algorithms.policy_setup import (
     OnlinePolicyConfig,
     PolicySetup,
     PromptStream,

@@ -30,7 +30,7 @@ from prefrl.data.batching import encode, left_pad, pad_sequences
 from prefrl.data.records import PromptRecord
 from prefrl.data.templates import render_prompt
 from prefrl.engine.engine import Engine
-from prefrl.engine.rl import (
+from prefrl.algorithms.policy_setup import (
     PolicyConfig, PolicySetup, SamplingSection, evaluate_policy, finish_policy_run, make_backend, save_policy, setup_policy, start_policy_run,
     step_generator,
 )

@@ -10,11 +10,6 @@ from typing import Sequence
 
 from prefrl.data.records import PromptRecord
 from prefrl.eval.stats import PairedOutcome, wilson_interval
-from prefrl.preference.base import PointwisePreferenceModel
-
-
-def mean_score(judge: PointwisePreferenceModel, prompts: Sequence[PromptRecord], responses: Sequence[str]) -> float:
-    return float(judge.score([p.prompt for p in prompts], list(responses)).float().mean())
 
 
 def distinct_bigram_fraction(text: str) -> float:

@@ -1,4 +1,4 @@
-"""Plumbing shared by the policy-optimisation recipes (PPO, GRPO, RLOO, pairwise PPO, SPPO).
+"""What the policy recipes (GRPO, RLOO, PPO, pairwise PPO, SPPO, DPO, GRPO-pair) share, next to them.
 
 What is here is set-up and bookkeeping, not algorithm: the common config keys, loading the policy
 (optionally with LoRA), its frozen reference, the prompt stream, the reward sources (the
