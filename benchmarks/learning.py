@@ -11,7 +11,8 @@ the KL of the trained policy to the initial one, and the minutes the row took.
 
 Each row is `prefrl train <recipe> data=constraints seed=S …` in its own process, with only the keys a
 user would set: the reward source and the seed (the demo's learned reward model where a row says so).
-Finished rows keep their result.json and are not run again (delete the row's directory to redo it).
+Finished rows keep their result.json (in the run directory and in benchmarks/results/learning/) and are
+not run again (delete both to redo a row).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the pat
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
+# Every finished row's result.json is also kept here, in the repository: the table is rebuilt from
+# these, so a row measured once stays in docs/benchmarks.md after its run directory is gone.
+RESULTS = ROOT / "benchmarks" / "results" / "learning"
 TABLE_START, TABLE_END = "<!-- learning-table:start -->", "<!-- learning-table:end -->"
 
 # name: (recipe, reward source shown in the table, keys for that source; RM is the learned reward model)
@@ -44,6 +48,7 @@ ROWS = {
     "grpo-rm": ("grpo", "learned RM", ["reward={rm}"]),
     "grpo-r2m": ("grpo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
+    "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
 }
 # The learned reward model: the demo's reward training (prefrl demo, stage 2).
 RM_KEYS = ["data=constraints", "max_steps=40", "batch_size=8", "lr=5e-5", "num_train=320", "num_eval=100", "bf16=true"]
@@ -87,9 +92,10 @@ def kl_to_start(run_dir: Path, model: str, num_prompts: int, samples: int, max_n
 def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     recipe, source, keys = ROWS[name]
     row_dir = runs / f"{name}-seed{seed}"
-    result_path = row_dir / "result.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
+    result_path, kept = row_dir / "result.json", RESULTS / f"{name}-seed{seed}.json"
+    for finished in (result_path, kept):
+        if finished.is_file():
+            return json.loads(finished.read_text())
     rm = runs / "rm"
     if any("{rm}" in k for k in keys) and not (rm / "model").is_dir():
         print(f"training the learned reward model in {rm}", flush=True)
@@ -118,6 +124,8 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
         "load_average": os.getloadavg()[0], "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     result_path.write_text(json.dumps(result, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(result, indent=2))
     prune_run(row_dir)
     return result
 
@@ -175,7 +183,7 @@ def main() -> None:
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
         for seed in map(int, args.seeds.split(",")):
-            if args.finished_only and not (runs / f"{name}-seed{seed}" / "result.json").is_file():
+            if args.finished_only and not any(p.is_file() for p in (runs / f"{name}-seed{seed}" / "result.json", RESULTS / f"{name}-seed{seed}.json")):
                 continue
             result = run_row(name, seed, args, runs)
             results.append(result)
