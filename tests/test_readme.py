@@ -3,13 +3,14 @@ model with a one-step budget, in README order (later commands read the runs earl
 a reader would run them), and the curl bodies of the serve section get 200 from the real server.
 
 A command is rewritten only in its budget: model=tiny, max_steps=1 and small batches, generations,
-evaluation sets (keys a recipe has; the others would be refused). `prefrl train RECIPE ... k=v`
+evaluation sets (keys a recipe has; the others would be refused), and tiny for the win rate's
+baseline (the README's is SmolLM2). `prefrl train RECIPE ... k=v`
 continues the README's last full command of that recipe with k=v (options separated by `|` are
 alternatives: each runs). Left out, with the reason: commands that need a network (hf:NAME), an
 illustrative module (my_package), a GPU or several processes (accelerate, torchrun: their own
-tests), a model no earlier command trains (runs/trl-rm, runs/bt: tests/integrations and
-tests/test_serve.py cover those forms), and `prefrl serve`, which runs until interrupted (its curl
-requests are sent to the same server run in a thread)."""
+tests), a model no earlier command trains (runs/trl-rm: tests/integrations covers that form),
+`resume=true` / `overwrite=true` (tests/engine covers them), and `prefrl serve`, which runs until
+interrupted (its curl requests are sent to the same kind of server run in a thread)."""
 
 from __future__ import annotations
 
