@@ -27,6 +27,8 @@ from pathlib import Path
 
 from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the path)
 
+from prefrl.engine.threads import has_fast_bf16
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 # Every finished row's result.json is also kept here, in the repository: the table is rebuilt from
@@ -50,8 +52,9 @@ ROWS = {
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
 }
-# The learned reward model: the demo's reward training (prefrl demo, stage 2).
-RM_KEYS = ["data=constraints", "max_steps=40", "batch_size=8", "lr=5e-5", "num_train=320", "num_eval=100", "bf16=true"]
+# The learned reward model: the demo's reward training (prefrl demo, stage 2). bf16 autocast only where
+# the CPU has bf16 units: emulated, a step is ~20x slower (docs/benchmarks.md, "bf16 on a CPU without bf16 units").
+RM_KEYS = ["data=constraints", "max_steps=40", "batch_size=8", "lr=5e-5", "num_train=320", "num_eval=100", f"bf16={str(has_fast_bf16()).lower()}"]
 
 
 def run(command: list[str], log: Path) -> float:

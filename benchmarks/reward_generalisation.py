@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from prefrl.engine.threads import has_fast_bf16
+
 from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the path)
 
 
@@ -48,7 +50,7 @@ def main() -> None:
             steps = max(1, count // 8)
             command = [
                 sys.executable, "-m", "prefrl.cli", "train", "reward", f"model={args.model}", f"data={args.data}", f"output_dir={run_dir}",
-                f"max_steps={steps}", "batch_size=8", "lr=5e-5", f"num_train={count}", "num_eval=0", "bf16=true", "progress=false", *args.extra,
+                f"max_steps={steps}", "batch_size=8", "lr=5e-5", f"num_train={count}", "num_eval=0", f"bf16={str(has_fast_bf16()).lower()}", "progress=false", *args.extra,
             ]
             started = time.perf_counter()
             completed = subprocess.run(command, capture_output=True, text=True)

@@ -18,7 +18,7 @@ RLOO is the demo's optimiser because it learned most steadily from a learned rew
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from prefrl.algorithms.reward import RewardConfig, train_reward
 from prefrl.data.loaders import load_preference_pairs
 from prefrl.data.tasks.base import SPLITS
 from prefrl.engine.metrics import read_metrics
+from prefrl.engine.threads import default_bf16
 from prefrl.eval.preference import evaluate_preference
 from prefrl.eval.stats import format_p, wilson_interval
 from prefrl.preference.bradley_terry import BradleyTerryModel
@@ -49,7 +50,7 @@ class DemoBudget:
     policy_samples: int = 8  # K responses per prompt
     max_new_tokens: int = 64
     eval_prompts: int = 64
-    bf16: bool = True
+    bf16: bool = field(default_factory=default_bf16)  # autocast only where the CPU/GPU has bf16 units: emulated it is far slower
 
 
 def held_out_splits() -> list[str]:
