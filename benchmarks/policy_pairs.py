@@ -49,8 +49,9 @@ def main() -> None:
     parser.add_argument("--batch-prompts", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/policy_pairs/constraints.jsonl")
+    parser.add_argument("--num-threads", type=int, default=0, help="torch intra-op threads (0: every core)")
     args = parser.parse_args()
-    configure_threads(0)
+    configure_threads(args.num_threads)
 
     from prefrl.rollout import HFGenerationBackend, SamplingParams
     from prefrl.data.batching import encode
