@@ -15,6 +15,7 @@ from prefrl.engine.metrics import read_metrics
 from prefrl.preference import GoldJudge, load_preference_model
 from prefrl.rewards import RemoteReward, RewardRows
 from prefrl.serve import PreferenceServer
+from tests.rewards.recording import record_scores
 
 TINY_GRPO = ["model=tiny", "data=arithmetic", "max_steps=1", "batch_size=2", "num_generations=2", "max_new_tokens=6", "num_eval=0", "progress=false"]
 
@@ -50,15 +51,7 @@ def test_a_served_gold_judge_gives_the_gold_judges_scores_through_the_http_clien
 
 
 def test_grpo_trained_on_a_served_gold_judge_logs_the_gold_reward_as_its_reward(tmp_path, gold_server, monkeypatch):
-    scored: list[tuple[RewardRows, torch.Tensor]] = []
-    original_score = RemoteReward.score
-
-    def recording_score(self, rows):
-        scores = original_score(self, rows)
-        scored.append((rows, scores))
-        return scores
-
-    monkeypatch.setattr(RemoteReward, "score", recording_score)
+    scored = record_scores(monkeypatch, RemoteReward)
     run = tmp_path / "grpo"
     assert main(["train", "grpo", *TINY_GRPO, f"reward={reward_url(gold_server)}", f"output_dir={run}"]) == 0
     (rows, scores), = scored  # one step, one call to the server
@@ -94,15 +87,7 @@ def test_a_served_reward_model_run_scores_as_the_model_does_in_process(reward_ru
 
 def test_grpo_trains_on_a_served_reward_model_run(tmp_path, reward_run, monkeypatch):
     server = serve_in_thread(load_preference_model(str(reward_run)))
-    scored: list[tuple[RewardRows, torch.Tensor]] = []
-    original_score = RemoteReward.score
-
-    def recording_score(self, rows):
-        scores = original_score(self, rows)
-        scored.append((rows, scores))
-        return scores
-
-    monkeypatch.setattr(RemoteReward, "score", recording_score)
+    scored = record_scores(monkeypatch, RemoteReward)
     run = tmp_path / "grpo"
     try:
         assert main(["train", "grpo", *TINY_GRPO, f"reward={reward_url(server)}", f"output_dir={run}"]) == 0

@@ -12,6 +12,7 @@ import torch
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 from prefrl.rewards import HFRewardModel, RewardRows
+from tests.rewards.recording import record_scores
 
 pytestmark = pytest.mark.slow
 
@@ -91,15 +92,7 @@ def test_the_reward_models_tokenizer_is_not_the_policys(trl_reward_dir):
 
 
 def test_grpo_with_a_trl_reward_model_scores_text_with_the_reward_models_own_tokenizer(tmp_path, trl_reward_dir, monkeypatch):
-    scored: list[tuple[RewardRows, torch.Tensor]] = []
-    original_score = HFRewardModel.score
-
-    def recording_score(self, rows):
-        scores = original_score(self, rows)
-        scored.append((rows, scores))
-        return scores
-
-    monkeypatch.setattr(HFRewardModel, "score", recording_score)
+    scored = record_scores(monkeypatch, HFRewardModel)
     run = tmp_path / "grpo"
     argv = ["train", "grpo", "model=tiny", "data=arithmetic", f"reward={trl_reward_dir}", "max_steps=1", "batch_size=2", "num_generations=2",
             "max_new_tokens=6", "num_eval=0", f"output_dir={run}", "progress=false"]

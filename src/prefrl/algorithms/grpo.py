@@ -61,8 +61,9 @@ class GroupPolicyConfig(OnlinePolicyConfig):
             raise ConfigError("group advantages need num_generations ≥ 2")
 
     def advantage_fn(self, engine: Engine | None = None) -> AdvantageFn:
-        """The recipe's advantage function of (this process's rewards, K)."""
-        raise NotImplementedError
+        """The recipe's advantage function of (this process's rewards, K). Abstract: GroupScalingSection
+        (GRPO, GRPO-pair) and RLOOConfig provide it."""
+        raise NotImplementedError(f"{type(self).__name__} names no advantage function (inherit GroupScalingSection or define advantage_fn)")
 
     def reward_source(self, proxy: RewardSource | None) -> RewardSource | None:
         """The source the loop learns from: the `reward=` source itself (GRPO's R2M wraps it)."""
@@ -193,18 +194,12 @@ def group_policy_loss(
     return loss, stats
 
 
-def group_advantages(config: GroupPolicyConfig, engine: Engine | None = None) -> AdvantageFn:
-    """The recipe's advantage function of (this process's rewards, K): GRPO's scaled group-relative
-    one, or RLOO's leave-one-out one (each config says which)."""
-    return config.advantage_fn(engine)
-
-
 def train_group_policy(
     config: GroupPolicyConfig, recipe: str = "grpo", advantage_fn: AdvantageFn | None = None, setup: PolicySetup | None = None, model_kind: str = "policy"
 ) -> dict[str, Any]:
     """The group loop. `setup` lets a variant bring its own prompts and reward (GRPO-pair does)."""
     engine = Engine(config, recipe=recipe)
-    advantage_fn = advantage_fn or group_advantages(config, engine)
+    advantage_fn = advantage_fn or config.advantage_fn(engine)  # GRPO's scaled group-relative or RLOO's leave-one-out
 
     # 1. Prompts, policy, reference and reward sources; every row validated before any sampling.
     setup = setup or setup_policy(config, with_reference=config.loads_reference())
