@@ -45,10 +45,12 @@ ROWS = {
     "sppo": ("sppo", "gold", []),
     "iterative-dpo": ("sppo", "gold", ["loss=sigmoid"]),
     "iterative-ipo": ("sppo", "gold", ["loss=ipo"]),
+    "sppo-lr4e-5": ("sppo", "gold", ["lr=4e-5"]),
     "dpo": ("dpo", "task pairs (gold labels)", []),
     "rloo-rm": ("rloo", "learned RM", ["reward={rm}"]),
     "grpo-rm": ("grpo", "learned RM", ["reward={rm}"]),
     "grpo-r2m": ("grpo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
+    "rloo-r2m": ("rloo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
 }
@@ -94,13 +96,19 @@ def kl_to_start(run_dir: Path, model: str, num_prompts: int, samples: int, max_n
 
 def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     recipe, source, keys = ROWS[name]
+    learned = any("{rm}" in k for k in keys)
+    if learned and args.rm:
+        # Another reward model than the demo's: its label goes into the row's name and source.
+        name, source = f"{name}[{args.rm_label}]", f"{source} ({args.rm_label})"
     row_dir = runs / f"{name}-seed{seed}"
     result_path, kept = row_dir / "result.json", RESULTS / f"{name}-seed{seed}.json"
     for finished in (result_path, kept):
         if finished.is_file():
             return json.loads(finished.read_text())
-    rm = runs / "rm"
-    if any("{rm}" in k for k in keys) and not (rm / "model").is_dir():
+    rm = Path(args.rm) if args.rm else runs / "rm"
+    if learned and not (rm / "model").is_dir():
+        if args.rm:
+            raise SystemExit(f"--rm {rm}: no trained model there ({rm / 'model'} is missing)")
         print(f"training the learned reward model in {rm}", flush=True)
         rm.mkdir(parents=True, exist_ok=True)
         run([sys.executable, "-m", "prefrl.cli", "train", "reward", f"model={args.model}", f"output_dir={rm}", "progress=false", "overwrite=true", *RM_KEYS, *args.rm_extra], runs / "rm.log")
@@ -174,6 +182,8 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/learning")
     parser.add_argument("--kl-prompts", type=int, default=32)
     parser.add_argument("--kl-samples", type=int, default=2)
+    parser.add_argument("--rm", help="a trained reward-model run directory for the learned-RM rows (default: train the demo's)")
+    parser.add_argument("--rm-label", default="other RM", help="with --rm: how the table names that reward model")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--finished-only", action="store_true", help="run nothing: the table of the rows that have a result.json")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every row (e.g. max_steps=1 for a check)")
@@ -186,11 +196,12 @@ def main() -> None:
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
         for seed in map(int, args.seeds.split(",")):
-            if args.finished_only and not any(p.is_file() for p in (runs / f"{name}-seed{seed}" / "result.json", RESULTS / f"{name}-seed{seed}.json")):
+            stored = f"{name}[{args.rm_label}]" if args.rm and any("{rm}" in k for k in ROWS[name][2]) else name
+            if args.finished_only and not any(p.is_file() for p in (runs / f"{stored}-seed{seed}" / "result.json", RESULTS / f"{stored}-seed{seed}.json")):
                 continue
             result = run_row(name, seed, args, runs)
             results.append(result)
-            print(f"  {name} seed {seed}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f}, {result['fixed']} fixed / {result['broken']} broken, p = {result['p']:.3g}, "
+            print(f"  {result['row']} seed {seed}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f}, {result['fixed']} fixed / {result['broken']} broken, p = {result['p']:.3g}, "
                   f"length {result['length_before']:.1f} → {result['length_after']:.1f}, KL {result['kl_to_start']:.2f}, {result['minutes']:.1f} min", flush=True)
     text = table(results)
     print(text)

@@ -123,7 +123,7 @@ class CheckpointSection(ConfigSection):
 class DataSection(ConfigSection):
     """The training data."""
 
-    data: str = option("arithmetic", "Training data: a built-in task (arithmetic, constraints), a local jsonl/json/parquet/csv file, or a Hugging Face dataset name.")
+    data: str = option("constraints", "Training data: a built-in task (constraints, the default every recipe is tuned on; arithmetic), a local jsonl/json/parquet/csv file, or a Hugging Face dataset name.")
     train_split: str = option("train", "Split of `data` to train on (a file without splits: its rows not held out for evaluation).")
     num_train: int = option(0, "Rows of a built-in task to generate for training, or rows of a file to keep (0: all; tasks default to 1000).")
     data_seed: int = option(0, "Seed of the built-in task generator (kept apart from `seed`, so every run sees the same test split).")

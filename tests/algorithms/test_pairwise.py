@@ -25,6 +25,18 @@ def test_pairwise_rm_eval_reports_accuracy_and_position_consistency(judge_dir, c
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["position_consistency"] <= 1
 
 
+def test_pairwise_rm_starts_from_the_untrained_judges_position_offset(judge_dir):
+    # The recipe's offset is the untrained judge's mean verdict gap over both orders of the first
+    # training pairs (num_train=8 < position_calibration_pairs=32: all eight), saved in the card.
+    from prefrl.data.loaders import load_preference_pairs
+    from prefrl.preference.pairwise import PairwiseJudge
+
+    untrained = PairwiseJudge.from_base("tiny")
+    expected = untrained.calibrate_position(load_preference_pairs("arithmetic", "train", 0, 8))
+    card = json.loads((judge_dir / "model" / "prefrl_model.json").read_text())
+    assert expected != 0 and abs(card["position_offset"] - expected) < 1e-4
+
+
 def test_pairwise_ppo_with_policy_anchors(judge_dir, tmp_path):
     run = tmp_path / "pppo"
     assert main(["train", "pairwise-ppo", "model=tiny", "data=arithmetic", f"reward={judge_dir}", "max_steps=2", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=2", "anchor_source=policy", "num_train=4", "progress=false"]) == 0

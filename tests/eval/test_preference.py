@@ -48,6 +48,8 @@ def test_a_judge_read_in_both_orders_reports_position_consistency():
     judge = FixedOrders([0.8, 0.7, 0.4, 0.9], [0.6, 0.2, 0.3, 0.4])
     result = evaluate_preference(judge, PAIRS)
     assert math.isclose(result["position_consistency"], 0.5)
+    # P(verdict "A"): chosen shown first 0.8, 0.7, 0.4, 0.9; rejected shown first 1 − second = 0.4, 0.8, 0.7, 0.6
+    assert math.isclose(result["prob_first_verdict"], (0.8 + 0.7 + 0.4 + 0.9 + 0.4 + 0.8 + 0.7 + 0.6) / 8, rel_tol=1e-6)
     # the probability is the two-order mean: 0.7, 0.45, 0.35, 0.65 -> two pairs right
     assert math.isclose(result["accuracy"], 0.5)
     assert math.isclose(result["mean_prob_chosen"], (0.7 + 0.45 + 0.35 + 0.65) / 4, rel_tol=1e-6)

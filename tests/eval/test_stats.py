@@ -3,7 +3,17 @@ import math
 import pytest
 import torch
 
-from prefrl.eval.stats import PairedOutcome, brier_score, expected_calibration_error, sign_test, sign_test_power, wilson_interval
+from prefrl.eval.stats import (
+    PairedOutcome,
+    brier_score,
+    expected_calibration_error,
+    items_for_power,
+    paired_test_power,
+    sign_test,
+    sign_test_lower_critical,
+    sign_test_power,
+    wilson_interval,
+)
 
 
 def test_wilson_interval_hand_computed():
@@ -60,3 +70,35 @@ def test_paired_outcome_counts_and_win_rate():
     assert metrics["eval/win_rate_ci_low"] < outcome.win_rate < metrics["eval/win_rate_ci_high"]
     with pytest.raises(ValueError):
         PairedOutcome.from_scores([0, 1], [1])
+
+
+def test_sign_test_lower_critical_hand_computed_and_consistent_with_the_test():
+    # n = 6: 6:0 has p = 2/64 = 0.031 (rejects), 5:1 has 2·7/64 = 0.22; n = 5: 5:0 is 2/32 = 0.0625 (never rejects);
+    # n = 10: 9:1 has 2·11/1024 = 0.021, 8:2 has 2·56/1024 = 0.109
+    assert sign_test_lower_critical(6) == 0 and sign_test_lower_critical(5) == -1 and sign_test_lower_critical(10) == 1
+    for n in range(0, 61):
+        lower = sign_test_lower_critical(n)
+        assert all((sign_test(w, n - w) < 0.05) == (w <= lower or w >= n - lower) for w in range(n + 1))
+
+
+def test_paired_test_power_hand_computed():
+    # every item discordant and every one favours A (q = 1): significant exactly from 6 items on
+    assert paired_test_power(6, effect=1.0, discordance=1.0) == 1.0
+    assert paired_test_power(5, effect=1.0, discordance=1.0) == 0.0
+    assert items_for_power(1.0, 1.0) == 6
+    # all discordant, q = ½ + 0.8/2 = 0.9: the sign test's power on 6 items, 0.9⁶ + 0.1⁶
+    assert math.isclose(paired_test_power(6, effect=0.8, discordance=1.0), 0.9**6 + 0.1**6, rel_tol=1e-9)
+    # half the items discordant, all of those favour A (q = 1): 6 items reject only when all 6 are
+    # discordant (1/64); 7 items when 6 or 7 are (7/128 + 1/128)
+    assert math.isclose(paired_test_power(6, effect=0.5, discordance=0.5), 1 / 64, rel_tol=1e-9)
+    assert math.isclose(paired_test_power(7, effect=0.5, discordance=0.5), 8 / 128, rel_tol=1e-9)
+
+
+def test_paired_test_power_mixes_the_sign_test_power_over_the_discordant_count():
+    n, effect, discordance = 20, 0.1, 0.4
+    q = 0.5 + effect / (2 * discordance)
+    expected = sum(math.comb(n, k) * discordance**k * (1 - discordance) ** (n - k) * sign_test_power(k, q) for k in range(n + 1))
+    assert math.isclose(paired_test_power(n, effect, discordance), expected, rel_tol=1e-9)
+    # more items, more power; the first n reaching 0.8 does and the one before does not
+    needed = items_for_power(0.2, 0.4)
+    assert paired_test_power(needed, 0.2, 0.4) >= 0.8 > paired_test_power(needed - 1, 0.2, 0.4)

@@ -5,7 +5,8 @@ Every pair is read in both orders, [x, y⁺, y⁻] with verdict "A" and [x, y⁻
     ℓ = mean over both orders of −[(1 − ε) log P(correct verdict) + ε log P(other verdict)]
 
 (cross-entropy over the two verdict tokens with label smoothing ε: `objectives.pairwise_verdict_loss`).
-Stages: 1 load and validate data → 2 the judge from a causal LM → 3 train → 4 save → 5 evaluate.
+Stages: 1 load and validate data → 2 the judge from a causal LM, its position prior taken off
+(`position_calibration_pairs`; preference/pairwise.py) → 3 train → 4 save → 5 evaluate.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class PairwiseRMConfig(TrainConfig):
     lr: float = option(1e-5, "Peak learning rate (AdamW).")
     max_length: int = option(1024, "Longest judge prompt (x and both responses) in tokens; longer rows are an error at start-up.")
     label_smoothing: float = option(0.0, "ε: weight moved from the correct verdict to the other one.")
+    position_calibration_pairs: int = option(
+        32, "Training pairs (read in both orders) whose mean verdict-logit gap is taken off every verdict before training, so the judge starts without its "
+        "prior for 'A' (preference/pairwise.py); 0: no calibration.",
+    )
     eval_batch_size: int = option(16, "Judge prompts per forward pass in evaluation.")
     data_seed: int = option(0, "Seed of the built-in task generator.")
 
@@ -40,6 +45,8 @@ class PairwiseRMConfig(TrainConfig):
         super().validate()
         if not 0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"config key 'label_smoothing' must be in [0, 0.5), got {self.label_smoothing}")
+        if self.position_calibration_pairs < 0:
+            raise ConfigError(f"config key 'position_calibration_pairs' must be >= 0, got {self.position_calibration_pairs}")
 
 
 def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
@@ -59,6 +66,10 @@ def train_pairwise_rm(config: PairwiseRMConfig) -> dict[str, Any]:
                 raise DataError(f"{config.data} ({config.train_split}): row {row}: judge prompt is longer than max_length={config.max_length}")
         examples.append(orders)
     engine.start_run()
+    if config.position_calibration_pairs:
+        # The same pairs on every process (the first ones), so every process gets the same offset.
+        offset = judge.calibrate_position(train_pairs[: config.position_calibration_pairs])
+        engine.print(f"[pairwise-rm] position offset {offset:+.3f} (untrained judge's mean logit_A − logit_B over both orders of {min(len(train_pairs), config.position_calibration_pairs)} pairs)")
 
     def collate(rows: list) -> dict[str, Any]:
         sequences = [ids for orders in rows for ids, _ in orders]

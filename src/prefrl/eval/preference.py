@@ -14,7 +14,7 @@ from prefrl.preference.base import PreferenceModel
 def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair], batch_size: int = 64) -> dict[str, float]:
     """Accuracy = fraction of pairs with P(chosen ≻ rejected) > ½ (a tie counts ½), its Wilson
     interval, the Brier score and expected calibration error (10 bins) of P(chosen ≻ rejected)."""
-    probabilities, consistent = [], []
+    probabilities, consistent, first_verdict = [], [], []
     reads_both_orders = hasattr(model, "order_probs")  # pairwise judges: report position consistency
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start : start + batch_size]
@@ -24,6 +24,8 @@ def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair],
             probabilities.append(0.5 * (chosen_first + chosen_second))
             # the verdict survives swapping A and B
             consistent.append(((chosen_first > 0.5) == (chosen_second > 0.5)).float())
+            # P(verdict "A") in either order: ½ for a judge with no preference for the first position
+            first_verdict.append(torch.cat([chosen_first, 1 - chosen_second]).float())
         else:
             probabilities.append(model.prob(*args).float().cpu())
     prob = torch.cat(probabilities)
@@ -41,5 +43,5 @@ def evaluate_preference(model: PreferenceModel, pairs: Sequence[PreferencePair],
         "ece": expected_calibration_error(both_orders, labels),
         "mean_prob_chosen": float(prob.mean()),
         "num_pairs": len(pairs),
-        **({"position_consistency": float(torch.cat(consistent).mean())} if consistent else {}),
+        **({"position_consistency": float(torch.cat(consistent).mean()), "prob_first_verdict": float(torch.cat(first_verdict).mean())} if consistent else {}),
     }

@@ -61,6 +61,75 @@ def sign_test_power(untied: int, improve_fraction: float, alpha: float = 0.05) -
     )
 
 
+def _binomial_log_pmf(n: int, k: int, p: float) -> float:
+    if p <= 0.0:
+        return 0.0 if k == 0 else -math.inf
+    if p >= 1.0:
+        return 0.0 if k == n else -math.inf
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * math.log(p) + (n - k) * math.log1p(-p)
+
+
+def sign_test_lower_critical(untied: int, alpha: float = 0.05) -> int:
+    """The largest w with sign_test(w, untied − w) < alpha (−1 when no split of `untied` items is
+    significant): the two-sided exact test rejects when wins ≤ w or wins ≥ untied − w."""
+    tail, critical = 0.0, -1
+    for wins in range(untied // 2 + 1):
+        tail += math.exp(_binomial_log_pmf(untied, wins, 0.5))
+        if 2 * tail >= alpha:
+            break
+        critical = wins
+    return critical
+
+
+def paired_test_power(items: int, effect: float, discordance: float, alpha: float = 0.05) -> float:
+    """Power of the exact sign test (McNemar's exact test is the same test on the discordant pairs)
+    comparing two arms on the same `items` binary outcomes, when a fraction `discordance` of items
+    differ between the arms and arm A's success rate exceeds B's by `effect`.
+
+    The number of discordant items is K ~ Binomial(items, discordance); each favours A with
+    probability q = ½ + effect / (2 · discordance) (so that P(A only) − P(B only) = effect), and
+
+        power = Σ_k P(K = k) · P(W ≤ k − c_k or W ≥ c_k),   W ~ Binomial(k, q),
+
+    c_k the critical count of the two-sided test at `alpha` (`sign_test_lower_critical`).
+    """
+    if not 0 < discordance <= 1 or abs(effect) > discordance:
+        raise ValueError(f"paired_test_power needs 0 < discordance <= 1 and |effect| <= discordance; got effect={effect}, discordance={discordance}")
+    q = 0.5 + effect / (2 * discordance)
+    power = 0.0
+    for discordant in range(items + 1):
+        weight = math.exp(_binomial_log_pmf(items, discordant, discordance))
+        if weight < 1e-15:
+            continue
+        lower = sign_test_lower_critical(discordant, alpha)
+        if lower < 0:
+            continue
+        reject = sum(math.exp(_binomial_log_pmf(discordant, w, q)) for w in range(lower + 1))
+        reject += sum(math.exp(_binomial_log_pmf(discordant, w, q)) for w in range(discordant - lower, discordant + 1))
+        power += weight * reject
+    return power
+
+
+def items_for_power(effect: float, discordance: float, power: float = 0.8, alpha: float = 0.05, max_items: int = 20000) -> int | None:
+    """The smallest number of paired items at which `paired_test_power` reaches `power` (None if
+    not by `max_items`). Exact tests' power is saw-toothed in n; this is the first n that reaches it."""
+    high = 8
+    while paired_test_power(high, effect, discordance, alpha) < power:
+        if high >= max_items:
+            return None
+        high = min(2 * high, max_items)
+    low = high // 2
+    while low + 1 < high:  # power rises with n apart from the saw-tooth; bisect, then step back over it
+        middle = (low + high) // 2
+        if paired_test_power(middle, effect, discordance, alpha) >= power:
+            high = middle
+        else:
+            low = middle
+    while high > 1 and paired_test_power(high - 1, effect, discordance, alpha) >= power:
+        high -= 1
+    return high
+
+
 @dataclass(frozen=True)
 class PairedOutcome:
     """Per-item comparison of an "after" score with a "before" score on the same items (prompts):
