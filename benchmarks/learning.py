@@ -6,7 +6,7 @@ the KL of the trained policy to the initial one, and the minutes the row took.
     python benchmarks/learning.py                          # every row, 2 seeds, SmolLM2 on constraints
     python benchmarks/learning.py --rows grpo,rloo --seeds 0
     python benchmarks/learning.py --write-docs             # also put the table into docs/benchmarks.md
-    python benchmarks/learning.py --finished-only --write-docs   # only the table of the rows already run
+    python benchmarks/learning.py --finished-only --write-docs   # run nothing: the table of every kept row
     python benchmarks/learning.py --model tiny --rows grpo --seeds 0 max_steps=1 num_eval=4   # check the script
 
 Each row is `prefrl train <recipe> data=constraints seed=S …` in its own process, with only the keys a
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ ROWS = {
     "grpo-rm": ("grpo", "learned RM", ["reward={rm}"]),
     "grpo-r2m": ("grpo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
     "rloo-r2m": ("rloo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
+    "rloo-rm-kl": ("rloo", "learned RM, KL 0.05", ["reward={rm}", "kl_coef=0.05", "eval_steps=5"]),
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
 }
@@ -72,6 +74,18 @@ def read_evaluations(run_dir: Path) -> tuple[dict, dict]:
     """The first and the last held-out evaluation in metrics.jsonl (step 0 and the end)."""
     evaluations = [m for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "eval/seconds" in m]
     return evaluations[0], evaluations[-1]
+
+
+# What the proxy-vs-gold curve keeps of each metrics.jsonl line (absent keys are skipped).
+CURVE_KEYS = ("step", "train/reward", "train/gold_reward", "policy/kl", "eval/gold_reward", "eval/proxy_reward",
+              "eval/gold_vs_initial/fixed", "eval/gold_vs_initial/broken", "eval/response_length", "eval/distinct_bigrams")
+
+
+def read_curve(run_dir: Path) -> list[dict]:
+    """Every step's proxy and gold reward on the samples and every held-out evaluation: over-optimisation
+    (proxy up while gold falls) shows in these, not in the before/after pair."""
+    lines = map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+    return [{k: m[k] for k in CURVE_KEYS if k in m} for m in lines if "train/reward" in m or "eval/seconds" in m]
 
 
 def kl_to_start(run_dir: Path, model: str, num_prompts: int, samples: int, max_new_tokens: int) -> float:
@@ -134,9 +148,16 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
         "num_eval": after["eval/gold_vs_initial/fixed"] + after["eval/gold_vs_initial/broken"] + after["eval/gold_vs_initial/unchanged"],
         "load_average": os.getloadavg()[0], "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
     }
+    result["curve"] = read_curve(row_dir)
     result_path.write_text(json.dumps(result, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
     kept.write_text(json.dumps(result, indent=2))
+    # The held-out answers (initial and final) too, so that a row can be re-judged or paired with another
+    # row prompt by prompt after its run directory is gone.
+    answers = row_dir / "eval_answers.jsonl"
+    if answers.is_file():
+        (RESULTS / "answers").mkdir(exist_ok=True)
+        shutil.copyfile(answers, RESULTS / "answers" / f"{name}-seed{seed}.jsonl")
     prune_run(row_dir)
     return result
 
@@ -149,6 +170,8 @@ def table(results: list[dict]) -> str:
     for r in results:
         p = f"{r['p']:.2g}" if r["p"] < 0.001 else f"{r['p']:.3f}"
         mark = " **" if r["p"] < 0.05 and r["fixed"] > r["broken"] else " "
+        if r["p"] < 0.05 and r["broken"] > r["fixed"]:
+            p += " (worse)"  # significant, in the wrong direction
         lines.append(
             f"| {r['row']} | {r['source']} | {r['seed']} | {r['gold_before']:.3f} → {r['gold_after']:.3f} | {r['fixed']} / {r['broken']} |{mark}{p}{mark.strip()} | "
             f"{r['length_before']:.1f} → {r['length_after']:.1f} | {r['distinct_bigrams_after']:.2f} | {r['kl_to_start']:.2f} | {r['minutes']:.1f} |"
@@ -183,22 +206,28 @@ def main() -> None:
     parser.add_argument("--kl-prompts", type=int, default=32)
     parser.add_argument("--kl-samples", type=int, default=2)
     parser.add_argument("--rm", help="a trained reward-model run directory for the learned-RM rows (default: train the demo's)")
-    parser.add_argument("--rm-label", default="other RM", help="with --rm: how the table names that reward model")
+    parser.add_argument("--rm-label", default="other", help="with --rm: a short name for that reward model (no spaces), put into the row name")
     parser.add_argument("--write-docs", action="store_true")
-    parser.add_argument("--finished-only", action="store_true", help="run nothing: the table of the rows that have a result.json")
+    parser.add_argument("--finished-only", action="store_true", help="run nothing: the table of every row kept in benchmarks/results/learning")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every row (e.g. max_steps=1 for a check)")
     args = parser.parse_args()
     args.rm_extra = [k for k in args.extra if k.split("=")[0] in ("num_threads",)]
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
+    if args.finished_only:
+        order = {name: index for index, name in enumerate(ROWS)}
+        kept = [json.loads(path.read_text()) for path in RESULTS.glob("*.json")]
+        results = sorted(kept, key=lambda r: (order.get(r["row"].split("[")[0], len(order)), r["row"], r["seed"]))
+        text = table(results)
+        print(text)
+        if args.write_docs:
+            write_docs(text)
+        return
     results = []
     for name in args.rows.split(","):
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
         for seed in map(int, args.seeds.split(",")):
-            stored = f"{name}[{args.rm_label}]" if args.rm and any("{rm}" in k for k in ROWS[name][2]) else name
-            if args.finished_only and not any(p.is_file() for p in (runs / f"{stored}-seed{seed}" / "result.json", RESULTS / f"{stored}-seed{seed}.json")):
-                continue
             result = run_row(name, seed, args, runs)
             results.append(result)
             print(f"  {result['row']} seed {seed}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f}, {result['fixed']} fixed / {result['broken']} broken, p = {result['p']:.3g}, "

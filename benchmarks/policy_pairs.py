@@ -12,6 +12,9 @@ alone tells as little as the samples allow. Rows are TRL's standard format with 
 (`kind`, the constraint kind; `length_chosen`/`length_rejected` in tokens).
 
     python benchmarks/policy_pairs.py --prompts 480 --samples 4 --out runs/policy_pairs/constraints.jsonl
+    # the "both" reward model of docs/benchmarks.md: 320 x 8 samples, mixed with 320 written pairs
+    python benchmarks/policy_pairs.py --prompts 320 --samples 8 --num-threads 1 --mix-task-pairs 320
+    prefrl train reward data=runs/policy_pairs/constraints-mixed.jsonl max_steps=40 batch_size=8 lr=5e-5 ...
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/policy_pairs/constraints.jsonl")
     parser.add_argument("--num-threads", type=int, default=0, help="torch intra-op threads (0: every core)")
+    parser.add_argument("--mix-task-pairs", type=int, default=0,
+                        help="also write OUT-mixed.jsonl: these pairs and this many of the task's written train pairs, shuffled")
     args = parser.parse_args()
     configure_threads(args.num_threads)
 
@@ -91,6 +96,24 @@ def main() -> None:
             done = start + len(chunk)
             print(f"{done}/{len(prompts)} prompts, {kept} pairs, pass rate {passed / (done * args.samples):.3f}, {time.perf_counter() - started:.0f} s", flush=True)
     print(f"wrote {kept} pairs to {out}")
+    if args.mix_task_pairs:
+        mixed = out.with_name(f"{out.stem}-mixed.jsonl")
+        write_mixed(out, args.task, args.mix_task_pairs, args.seed, mixed)
+        print(f"wrote {kept} + {args.mix_task_pairs} written pairs, shuffled, to {mixed}")
+
+
+def write_mixed(policy_pairs: Path, task: str, num_task_pairs: int, seed: int, out: Path) -> None:
+    """The on-policy pairs and the task's first `num_task_pairs` written train pairs in one shuffled file
+    (a `source` column says which is which)."""
+    import random
+
+    from prefrl.data.loaders import load_preference_pairs
+
+    rows = [{**json.loads(line), "source": "policy"} for line in policy_pairs.read_text().splitlines() if line.strip()]
+    for pair in load_preference_pairs(task, "train", 0, num_task_pairs):
+        rows.append({"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected, "source": "written"})
+    random.Random(seed).shuffle(rows)
+    out.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
 if __name__ == "__main__":

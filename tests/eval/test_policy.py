@@ -10,8 +10,11 @@ from prefrl.eval.policy import distinct_bigram_fraction, held_out_report
 
 def test_distinct_bigram_fraction_hand_computed():
     assert distinct_bigram_fraction("the cat sat on the mat") == 1.0  # 5 bigrams, all different
-    # "basically, basically, basically, basically": 3 bigrams, one distinct
-    assert math.isclose(distinct_bigram_fraction("Basically, basically, basically, basically,"), 1 / 3)
+    # units "basically , basically , basically , basically ,": 7 bigrams, two distinct
+    assert math.isclose(distinct_bigram_fraction("Basically, basically, basically, basically,"), 2 / 7)
+    # a run of one emoji is one space-free "word" but four units: 3 bigrams, one distinct
+    assert math.isclose(distinct_bigram_fraction("🌈🌈🌈🌈"), 1 / 3)
+    assert math.isclose(distinct_bigram_fraction("Hi, you."), 1.0)  # hi , you . : 3 bigrams, all different
     assert distinct_bigram_fraction("two words") == 1.0
 
 

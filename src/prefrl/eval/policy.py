@@ -5,6 +5,7 @@ and how repetitive the text is (a policy that games its judge often shrinks or l
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Sequence
 
@@ -13,9 +14,12 @@ from prefrl.eval.stats import PairedOutcome, wilson_interval
 
 
 def distinct_bigram_fraction(text: str) -> float:
-    """Distinct word bigrams / all word bigrams: 1 for text that never repeats a bigram, near 0 for
-    "basically, basically, basically, …". Texts under three words count as 1."""
-    words = text.lower().split()
+    """Distinct bigrams / all bigrams of the text's units — words, and every other non-space
+    character on its own (punctuation, emoji) — 1 for text that never repeats a bigram, near 0 for
+    "basically, basically, basically, …" or a run of one emoji. Texts under three units count as 1.
+    (Splitting on spaces alone scored a 64-token run of emoji, one "word", as 1: a policy that had
+    hacked its reward model looked fluent.)"""
+    words = re.findall(r"\w+|[^\w\s]", text.lower())
     bigrams = list(zip(words, words[1:]))
     return len(set(bigrams)) / len(bigrams) if len(bigrams) > 1 else 1.0
 

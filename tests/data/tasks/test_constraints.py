@@ -131,6 +131,12 @@ def test_topic_banks_are_rich_enough() -> None:
         # commas
         ("Describe mountains. Do not use any commas.", "Mountains are tall and cold.", 1.0),
         ("Describe mountains. Avoid commas entirely.", "Mountains are tall, and cold.", 0.0),
+        # a response without a word answers nothing, whatever rule it would meet at its letter
+        ("Describe mountains. Do not use any commas.", "🌈🌈🌈🌈", 0.0),
+        ("Describe coffee. Use at most 5 words.", "", 0.0),
+        ("Describe dogs. Do not use the word 'the'.", "... !!", 0.0),
+        ("Describe the night sky. End your answer with a question.", "🌙?", 0.0),
+        ("Describe coffee. Use at most 5 words.", "☕ 42", 1.0),  # a digit is a word (word_count)
     ],
 )
 def test_judge_on_hand_written_cases(prompt: str, response: str, expected: float) -> None:

@@ -1011,4 +1011,9 @@ class ConstraintsTask(Task):
 
     def judge_text(self, prompt: str, response: str) -> float:
         kind, value = parse_constraint(prompt)
+        # Every constraint is on an answer: a response without a single word (empty, or only emoji or
+        # symbols) answers nothing, though it has no commas, avoids every word and is under any word
+        # limit. A policy that hacked its reward model wrote exactly that (docs/benchmarks.md).
+        if word_count(response) == 0:
+            return 0.0
         return 1.0 if CHECKS[kind](response, value) else 0.0
