@@ -13,6 +13,7 @@ large |s| squeezes the averaged probability towards ½ (a judge that looks uncon
 
     python benchmarks/judge_position.py --judge runs/judge --num 100
     python benchmarks/judge_position.py --judge smollm2-135m-instruct     # the untrained judge
+    python benchmarks/judge_position.py --judge runs/judge-a --paired-with runs/judge-b   # McNemar, a vs b
 
 Prints: mean P("A") over both orders (½ without a position preference), position consistency
 (fraction with |d| > |s|), the mean and spread of s and of d, and accuracy (d > 0 on chosen-first).
@@ -29,12 +30,18 @@ from prefrl.data.loaders import load_preference_pairs
 from prefrl.engine.threads import configure_threads
 
 
-def decompose(judge, pairs) -> dict[str, float]:
+def judgement_parts(judge, pairs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(s, d) per pair: the position part and the judgement part of the verdict gap."""
     chosen_first = [judge.encode(p.prompt, p.chosen, p.rejected) for p in pairs]
     rejected_first = [judge.encode(p.prompt, p.rejected, p.chosen) for p in pairs]
     gaps = judge.verdict_gaps(chosen_first + rejected_first)
     forward, backward = gaps[: len(pairs)], gaps[len(pairs) :]
-    symmetric, antisymmetric = 0.5 * (forward + backward), 0.5 * (forward - backward)
+    return 0.5 * (forward + backward), 0.5 * (forward - backward)
+
+
+def decompose(judge, pairs) -> dict[str, float]:
+    symmetric, antisymmetric = judgement_parts(judge, pairs)
+    gaps = torch.cat([symmetric + antisymmetric, symmetric - antisymmetric])
     return {
         "pairs": len(pairs),
         "prob_first_verdict": float(torch.sigmoid(gaps).mean()),
@@ -56,15 +63,28 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--num", type=int, default=100)
     parser.add_argument("--num-threads", type=int, default=0)
+    parser.add_argument("--paired-with", help="another judge: McNemar's exact test of the two judges' two-order verdicts on the same pairs")
     args = parser.parse_args()
     configure_threads(args.num_threads)
     from pathlib import Path
 
     from prefrl.preference.pairwise import PairwiseJudge
 
-    directory = Path(args.judge) / "model"
-    judge = PairwiseJudge.load(directory) if directory.is_dir() else PairwiseJudge.from_base(args.judge)
-    result = {"judge": args.judge, "data": args.data, "split": args.split, **decompose(judge, load_preference_pairs(args.data, args.split, 0, args.num))}
+    def load(name: str) -> PairwiseJudge:
+        directory = Path(name) / "model"
+        return PairwiseJudge.load(directory) if directory.is_dir() else PairwiseJudge.from_base(name)
+
+    pairs = load_preference_pairs(args.data, args.split, 0, args.num)
+    judge = load(args.judge)
+    result = {"judge": args.judge, "data": args.data, "split": args.split, **decompose(judge, pairs)}
+    if args.paired_with:
+        from prefrl.eval.stats import PairedOutcome
+
+        # A pair is right when the two-order verdict (the sign of d) picks the chosen response.
+        right = lambda d: ((d > 0).float() + 0.5 * (d == 0).float()).tolist()  # noqa: E731
+        other = right(judgement_parts(load(args.paired_with), pairs)[1])
+        outcome = PairedOutcome.from_scores(other, right(judgement_parts(judge, pairs)[1]))
+        result["paired_with"] = {"judge": args.paired_with, "accuracy": sum(other) / len(other), **outcome.as_metrics()}
     print(json.dumps(result, indent=2))
 
 

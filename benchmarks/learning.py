@@ -78,7 +78,8 @@ def read_evaluations(run_dir: Path) -> tuple[dict, dict]:
 
 # What the proxy-vs-gold curve keeps of each metrics.jsonl line (absent keys are skipped).
 CURVE_KEYS = ("step", "train/reward", "train/gold_reward", "policy/kl", "eval/gold_reward", "eval/proxy_reward",
-              "eval/gold_vs_initial/fixed", "eval/gold_vs_initial/broken", "eval/response_length", "eval/distinct_bigrams")
+              "eval/gold_vs_initial/fixed", "eval/gold_vs_initial/broken", "eval/response_length", "eval/distinct_bigrams",
+              "rm/gold_pairs", "rm/gold_pairs_agreeing", "policy/response_length")
 
 
 def read_curve(run_dir: Path) -> list[dict]:

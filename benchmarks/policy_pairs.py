@@ -104,12 +104,19 @@ def main() -> None:
 
 def write_mixed(policy_pairs: Path, task: str, num_task_pairs: int, seed: int, out: Path) -> None:
     """The on-policy pairs and the task's first `num_task_pairs` written train pairs in one shuffled file
-    (a `source` column says which is which)."""
+    of chat-message rows (a `source` column says which is which)."""
     import random
 
     from prefrl.data.loaders import load_preference_pairs
 
-    rows = [{**json.loads(line), "source": "policy"} for line in policy_pairs.read_text().splitlines() if line.strip()]
+    def as_messages(row: dict) -> dict:
+        # The task's pairs are chat messages and a file must not mix formats: a plain-string pair is
+        # one user turn and one assistant turn (the rule prefrl renders plain strings by anyway).
+        prompt = row["prompt"] if isinstance(row["prompt"], list) else [{"role": "user", "content": row["prompt"]}]
+        return {**row, "prompt": prompt, "source": "policy",
+                "chosen": [{"role": "assistant", "content": row["chosen"]}], "rejected": [{"role": "assistant", "content": row["rejected"]}]}
+
+    rows = [as_messages(json.loads(line)) for line in policy_pairs.read_text().splitlines() if line.strip()]
     for pair in load_preference_pairs(task, "train", 0, num_task_pairs):
         rows.append({"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected, "source": "written"})
     random.Random(seed).shuffle(rows)

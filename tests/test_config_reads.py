@@ -160,7 +160,7 @@ def test_defaults_unchanged():
         "dpo": dict(lr=1e-5, lr_scheduler="linear", warmup_ratio=0.1, batch_size=16, beta=0.1, max_length=512, num_eval=64, max_new_tokens=64),
         "sppo": dict(num_generations=5, temperature=0.7, top_p=0.9, max_steps=10, lr=1e-5),
         "reward": dict(lr=2e-5, max_length=512, num_eval=200, warmup_ratio=0.1, lr_scheduler="cosine", eval_batch_size=16),
-        "pairwise-rm": dict(max_length=1024, lr=1e-5),
+        "pairwise-rm": dict(max_length=1024, lr=5e-5),  # 5e-5 since the position study (docs/benchmarks.md)
         "dwrl": dict(batch_size=4, eval_batch_size=8, num_eval=200, clip_eps=0.2),
         "gpm-grpo": dict(kl_coef=0.0, num_generations=8, scale_rewards="group"),
     }

@@ -45,6 +45,8 @@ def test_a_trained_reward_model_is_the_proxy_and_gold_is_logged_beside_it(tmp_pa
     (step,) = [m for m in read_metrics(run) if "train/reward" in m]
     assert step["train/gold_reward"] == 0.0  # the random tiny policy never answers correctly
     assert step["train/reward"] != 0.0  # a BT score, not the gold rule
+    # Gold never separates two of these samples, so the proxy's on-policy accuracy has no pair yet.
+    assert step["rm/gold_pairs"] == 0 and step["rm/gold_pairs_agreeing"] == 0.0
 
 
 def test_lora_policy_uses_the_base_weights_as_reference(tmp_path):

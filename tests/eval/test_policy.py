@@ -5,7 +5,9 @@ import math
 import pytest
 
 from prefrl.data.records import PromptRecord
-from prefrl.eval.policy import distinct_bigram_fraction, held_out_report
+import torch
+
+from prefrl.eval.policy import distinct_bigram_fraction, group_pair_agreement, held_out_report
 
 
 def test_distinct_bigram_fraction_hand_computed():
@@ -32,3 +34,18 @@ def test_report_per_kind_and_paired_with_the_initial_answers():
 def test_report_without_kinds_or_gold_has_no_per_kind_or_paired_keys():
     report = held_out_report([PromptRecord("a"), PromptRecord("b")], ["x", "y"], [1, 1], gold_scores=None)
     assert set(report) == {"response_length", "distinct_bigrams"}
+
+
+def test_group_pair_agreement_hand_computed():
+    # Group 1 (K = 3): gold 1, 0, 1 separates pairs (0,1) and (2,1); the proxy 0.9, 0.2, 0.1 orders
+    # (0,1) as gold does and (2,1) the other way: 1 of 2. Group 2: gold 0, 1, 1 separates (1,0) and
+    # (2,0); the proxy ties (1,0) (½) and orders (2,0) right (1): 1.5 of 2. Group 3: gold all 0, no pair.
+    proxy = torch.tensor([0.9, 0.2, 0.1, 0.5, 0.5, 0.7, 1.0, 2.0, 3.0])
+    gold = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0])
+    assert group_pair_agreement(proxy, gold, 3) == (2.5, 4)
+
+
+def test_group_pair_agreement_is_one_for_the_gold_itself_and_zero_for_its_negation():
+    gold = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    assert group_pair_agreement(gold, gold, 4) == (8.0, 8)
+    assert group_pair_agreement(-gold, gold, 4) == (0.0, 8)

@@ -40,6 +40,7 @@ from prefrl.algorithms.policy_setup import (
     timed,
 )
 from prefrl.errors import ConfigError
+from prefrl.eval.policy import group_pair_agreement
 from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
 from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection, RunContext
 from prefrl.rewards.r2m import ABLATIONS, R2MSettings, r2m_reward
@@ -274,6 +275,11 @@ def train_group_policy(
             generated = float(rollout.response_mask.sum())
             metrics = {f"policy/{k}": v for k, v in stats.items()}
             metrics.update({f"rm/{k}": v for k, v in source_stats.items()})
+            if gold is not None and not setup.proxy_is_gold:
+                # The proxy's accuracy on this step's own samples (pairs the gold judge separates): a
+                # proxy the policy is over-optimising loses it while its reward still climbs.
+                agreeing, separated = group_pair_agreement(rewards, gold, config.num_generations)
+                metrics.update({"rm/gold_pairs": separated, "rm/gold_pairs_agreeing": agreeing})
             metrics.update(engine.mean_over_processes({
                 "train/reward": float(rewards.mean()),
                 "train/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,

@@ -9,6 +9,8 @@ import re
 from collections import defaultdict
 from typing import Sequence
 
+import torch
+
 from prefrl.data.records import PromptRecord
 from prefrl.eval.stats import PairedOutcome, wilson_interval
 
@@ -22,6 +24,21 @@ def distinct_bigram_fraction(text: str) -> float:
     words = re.findall(r"\w+|[^\w\s]", text.lower())
     bigrams = list(zip(words, words[1:]))
     return len(set(bigrams)) / len(bigrams) if len(bigrams) > 1 else 1.0
+
+
+def group_pair_agreement(proxy: torch.Tensor, gold: torch.Tensor, group_size: int) -> tuple[float, int]:
+    """How often the proxy orders two samples of one prompt as the gold judge does.
+
+    proxy, gold: (num_prompts * group_size,), the K samples of a prompt consecutive. Over every
+    within-group pair whose gold scores differ, counts the pairs the proxy orders the same way (a
+    proxy tie counts ½). Returns (agreeing, gold-separated pairs). Summed over steps, agreeing /
+    pairs is the reward model's accuracy on the moving policy's own samples: the ordering a
+    group-relative method learns from (R2M claims it stays higher than a frozen proxy's)."""
+    proxy_groups, gold_groups = proxy.view(-1, group_size), gold.view(-1, group_size)
+    separated = (gold_groups[:, :, None] - gold_groups[:, None, :]) > 0  # each pair once: gold prefers the first
+    proxy_diff = proxy_groups[:, :, None] - proxy_groups[:, None, :]
+    agreeing = ((proxy_diff > 0) & separated).sum() + 0.5 * ((proxy_diff == 0) & separated).sum()
+    return float(agreeing), int(separated.sum())
 
 
 def prompt_kind(record: PromptRecord) -> str:

@@ -16,7 +16,10 @@ deviations wide. So training starts from a calibrated judge ("calibrate before u
 2021): the mean gap c of the untrained judge over both orders of some training pairs — which is 0
 for a judge without a position preference, since each pair contributes g(a, b) and g(b, a) — is
 subtracted from every gap, logits (ℓ_A − c/2, ℓ_B + c/2). c is fixed (a buffer, saved in the
-model card), so the loss trains what the verdict reads, not the offset.
+model card), so the loss trains what the verdict reads, not the offset. Measured: training removes
+the constant prior within a few steps by itself, and the calibrated judge's accuracy after 40 steps
+(0.68 against 0.59, 18 / 9 discordant pairs, McNemar p = 0.12) is not shown to be better; what held
+the judge at chance was a learning rate too small to learn the content (pairwise-rm's default lr).
 """
 
 from __future__ import annotations
