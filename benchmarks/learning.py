@@ -52,6 +52,7 @@ ROWS = {
     "grpo-rm": ("grpo", "learned RM", ["reward={rm}"]),
     "grpo-r2m": ("grpo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
     "rloo-r2m": ("rloo", "learned RM + R2M", ["reward={rm}", "r2m=true"]),
+    "rloo-r2m-head1e-4": ("rloo", "learned RM + R2M, head lr 1e-4", ["reward={rm}", "r2m=true", "r2m_lr=1e-4"]),
     "rloo-rm-kl": ("rloo", "learned RM, KL 0.05", ["reward={rm}", "kl_coef=0.05", "eval_steps=5"]),
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
