@@ -58,7 +58,7 @@ def main() -> None:
                 raise SystemExit(f"{' '.join(command)} failed:\n{completed.stderr[-3000:]}")
             minutes = (time.perf_counter() - started) / 60
             model = BradleyTerryModel.load(run_dir / "model", batch_size=16)
-            model.autocast_bf16 = True
+            model.autocast_bf16 = has_fast_bf16()  # emulated bf16 is ~20x slower (docs/benchmarks.md)
             scores = {split: evaluate_preference(model, pairs) for split, pairs in held_out.items()}
             result = {"pairs": count, "steps": steps, "minutes": minutes, **scores, "command": "prefrl " + " ".join(command[3:]),
                       "load_average": os.getloadavg()[0], "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
