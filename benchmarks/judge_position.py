@@ -39,11 +39,11 @@ def judgement_parts(judge, pairs) -> tuple[torch.Tensor, torch.Tensor]:
     return 0.5 * (forward + backward), 0.5 * (forward - backward)
 
 
-def decompose(judge, pairs) -> dict[str, float]:
-    symmetric, antisymmetric = judgement_parts(judge, pairs)
+def decompose(symmetric: torch.Tensor, antisymmetric: torch.Tensor) -> dict[str, float]:
+    """Summary of the parts (s, d) of `judgement_parts`."""
     gaps = torch.cat([symmetric + antisymmetric, symmetric - antisymmetric])
     return {
-        "pairs": len(pairs),
+        "pairs": len(symmetric),
         "prob_first_verdict": float(torch.sigmoid(gaps).mean()),
         "position_consistency": float((antisymmetric.abs() > symmetric.abs()).float().mean()),
         "accuracy": float((antisymmetric > 0).float().mean() + 0.5 * (antisymmetric == 0).float().mean()),
@@ -52,7 +52,6 @@ def decompose(judge, pairs) -> dict[str, float]:
         "position_part_abs_mean": float(symmetric.abs().mean()),
         "judgement_part_mean": float(antisymmetric.mean()),
         "judgement_part_abs_mean": float(antisymmetric.abs().mean()),
-        "position_offset": float(judge.model.position_offset),
     }
 
 
@@ -76,14 +75,16 @@ def main() -> None:
 
     pairs = load_preference_pairs(args.data, args.split, 0, args.num)
     judge = load(args.judge)
-    result = {"judge": args.judge, "data": args.data, "split": args.split, **decompose(judge, pairs)}
+    symmetric, antisymmetric = judgement_parts(judge, pairs)
+    result = {"judge": args.judge, "data": args.data, "split": args.split, **decompose(symmetric, antisymmetric),
+              "position_offset": float(judge.model.position_offset)}
     if args.paired_with:
         from prefrl.eval.stats import PairedOutcome
 
         # A pair is right when the two-order verdict (the sign of d) picks the chosen response.
         right = lambda d: ((d > 0).float() + 0.5 * (d == 0).float()).tolist()  # noqa: E731
         other = right(judgement_parts(load(args.paired_with), pairs)[1])
-        outcome = PairedOutcome.from_scores(other, right(judgement_parts(judge, pairs)[1]))
+        outcome = PairedOutcome.from_scores(other, right(antisymmetric))
         result["paired_with"] = {"judge": args.paired_with, "accuracy": sum(other) / len(other), **outcome.as_metrics()}
     print(json.dumps(result, indent=2))
 

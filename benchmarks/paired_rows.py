@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from prefrl.data.tasks import get_task
+from prefrl.data.tasks.constraints import word_count
 from prefrl.eval.policy import distinct_bigram_fraction
 from prefrl.eval.stats import PairedOutcome, wilson_interval
 
@@ -32,9 +33,10 @@ def load_row(name: str) -> tuple[dict, list[dict]]:
     return result, answers
 
 
-def rejudged(task: str, answers: list[dict]) -> list[float]:
+def rejudged(task: str, answers: list[dict], key: str = "final") -> list[float]:
+    """Today's gold verdict on each kept answer (`key`: "initial" or "final")."""
     judge = get_task(task).judge
-    return [float(judge(row["prompt"], row["final"])) for row in answers]
+    return [float(judge(row["prompt"], row[key])) for row in answers]
 
 
 def on_policy_accuracy(curve: list[dict], first: int, last: int) -> tuple[float, int]:
@@ -105,12 +107,13 @@ def main() -> None:
     first_gold, second_gold = rejudged(args.task, first_answers), rejudged(args.task, second_answers)
     outcome = PairedOutcome.from_scores(first_gold, second_gold)
     report = {"first": args.first, "second": args.second, "prompts": len(first_gold),
-              "gold_initial": sum(rejudged(args.task, [{**a, "final": a["initial"]} for a in first_answers])) / len(first_gold),
+              "gold_initial": sum(rejudged(args.task, first_answers, "initial")) / len(first_gold),
               "gold_first": sum(first_gold) / len(first_gold), "gold_second": sum(second_gold) / len(second_gold),
               "second_passes_first_fails": outcome.improved, "first_passes_second_fails": outcome.worsened, "sign_test_p": outcome.p_value}
     for label, answers in (("first", first_answers), ("second", second_answers)):
         report[f"distinct_bigrams_{label}"] = sum(distinct_bigram_fraction(a["final"]) for a in answers) / len(answers)
-        report[f"answers_without_a_word_{label}"] = sum(not any(ch.isalnum() for ch in a["final"]) for a in answers)
+        # the gold judge's own rule for "no word" (an emoji run)
+        report[f"answers_without_a_word_{label}"] = sum(word_count(a["final"]) == 0 for a in answers)
     for label, result in (("first", first), ("second", second)):
         steps = max(m["step"] for m in result["curve"])
         report[f"rm_on_policy_accuracy_{label}_first_5_steps"], _ = on_policy_accuracy(result["curve"], 1, 5)

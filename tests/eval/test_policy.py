@@ -3,10 +3,9 @@
 import math
 
 import pytest
-
-from prefrl.data.records import PromptRecord
 import torch
 
+from prefrl.data.records import PromptRecord
 from prefrl.eval.policy import distinct_bigram_fraction, group_pair_agreement, held_out_report
 
 
