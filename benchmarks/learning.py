@@ -55,6 +55,9 @@ ROWS = {
     "rloo-r2m-head1e-4": ("rloo", "learned RM + R2M, head lr 1e-4", ["reward={rm}", "r2m=true", "r2m_lr=1e-4"]),
     "rloo-rm-kl": ("rloo", "learned RM, KL 0.05", ["reward={rm}", "kl_coef=0.05", "eval_steps=5"]),
     "ppo-rm": ("ppo", "learned RM", ["reward={rm}"]),
+    # A quarter of the default step: a learned proxy is only right near the policy it was trained on.
+    "rloo-rm-lr1e-5": ("rloo", "learned RM, lr 1e-5", ["reward={rm}", "lr=1e-5"]),
+    "grpo-rm-lr1e-5": ("grpo", "learned RM, lr 1e-5", ["reward={rm}", "lr=1e-5"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
 }
 # The learned reward model: the demo's reward training (prefrl demo, stage 2). bf16 autocast only where
@@ -156,10 +159,11 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     kept.write_text(json.dumps(result, indent=2))
     # The held-out answers (initial and final) too, so that a row can be re-judged or paired with another
     # row prompt by prompt after its run directory is gone.
-    answers = row_dir / "eval_answers.jsonl"
-    if answers.is_file():
-        (RESULTS / "answers").mkdir(exist_ok=True)
-        shutil.copyfile(answers, RESULTS / "answers" / f"{name}-seed{seed}.jsonl")
+    # Every periodic evaluation's answers as well (`eval_steps`), to pair the policy at an earlier step.
+    for kept_name, suffix in (("eval_answers.jsonl", ".jsonl"), ("eval_answers_by_step.jsonl", ".steps.jsonl")):
+        if (row_dir / kept_name).is_file():
+            (RESULTS / "answers").mkdir(exist_ok=True)
+            shutil.copyfile(row_dir / kept_name, RESULTS / "answers" / f"{name}-seed{seed}{suffix}")
     prune_run(row_dir)
     return result
 

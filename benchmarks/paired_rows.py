@@ -11,6 +11,7 @@ plain reward model, and any other pair of arms run at the same budget).
    accuracy at each evaluation with its interval. A PNG with those three panels (--plot).
 
     python benchmarks/paired_rows.py "rloo-rm[mixed-b]-seed0" "rloo-r2m[mixed-b]-seed0" --rm runs/rm-mixed --plot docs/r2m_vs_plain.png
+    python benchmarks/paired_rows.py A B --step 10    # both arms' answers at an intermediate evaluation (eval_steps)
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ from prefrl.eval.stats import PairedOutcome, wilson_interval
 RESULTS = Path(__file__).resolve().parent / "results" / "learning"
 
 
-def load_row(name: str) -> tuple[dict, list[dict]]:
+def load_row(name: str, step: int | None = None) -> tuple[dict, list[dict]]:
+    """A kept row and its held-out answers; with `step`, the "final" answers are those of the
+    evaluation at that step (kept by rows run with eval_steps since 2026-12-07 evening)."""
     result = json.loads((RESULTS / f"{name}.json").read_text())
     answers = [json.loads(line) for line in (RESULTS / "answers" / f"{name}.jsonl").read_text().splitlines() if line.strip()]
-    return result, answers
+    last = max(m["step"] for m in result["curve"])
+    if step is None or step == last:
+        return result, answers
+    path = RESULTS / "answers" / f"{name}.steps.jsonl"
+    evaluations = {} if not path.is_file() else {e["step"]: e for e in map(json.loads, path.read_text().splitlines())}
+    if step not in evaluations:
+        raise SystemExit(f"{name}: no answers kept at step {step} (kept: {sorted(evaluations) + [last]})")
+    return result, [{**row, "final": response} for row, response in zip(answers, evaluations[step]["responses"], strict=True)]
 
 
 def rejudged(task: str, answers: list[dict], key: str = "final") -> list[float]:
@@ -98,19 +108,22 @@ def main() -> None:
     parser.add_argument("--task", default="constraints")
     parser.add_argument("--rm", help="a reward-model run directory: its score of each arm's final answers")
     parser.add_argument("--plot", help="write the three-panel PNG here")
+    parser.add_argument("--step", type=int, help="pair the answers of this evaluation step (default: the final ones)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    (first, first_answers), (second, second_answers) = load_row(args.first), load_row(args.second)
+    (first, first_answers), (second, second_answers) = load_row(args.first, args.step), load_row(args.second, args.step)
     if [a["prompt"] for a in first_answers] != [a["prompt"] for a in second_answers]:
         raise SystemExit("the two rows were evaluated on different held-out prompts: they cannot be paired")
     first_gold, second_gold = rejudged(args.task, first_answers), rejudged(args.task, second_answers)
     outcome = PairedOutcome.from_scores(first_gold, second_gold)
-    report = {"first": args.first, "second": args.second, "prompts": len(first_gold),
+    report = {"first": args.first, "second": args.second, "step": args.step or "final", "prompts": len(first_gold),
               "gold_initial": sum(rejudged(args.task, first_answers, "initial")) / len(first_gold),
               "gold_first": sum(first_gold) / len(first_gold), "gold_second": sum(second_gold) / len(second_gold),
               "second_passes_first_fails": outcome.improved, "first_passes_second_fails": outcome.worsened, "sign_test_p": outcome.p_value}
-    for label, answers in (("first", first_answers), ("second", second_answers)):
+    for label, answers, gold in (("first", first_answers, first_gold), ("second", second_answers, second_gold)):
+        against_initial = PairedOutcome.from_scores(rejudged(args.task, answers, "initial"), gold)
+        report[f"vs_initial_{label}"] = f"{against_initial.improved} fixed / {against_initial.worsened} broken, p = {against_initial.p_value:.3g}"
         report[f"distinct_bigrams_{label}"] = sum(distinct_bigram_fraction(a["final"]) for a in answers) / len(answers)
         # the gold judge's own rule for "no word" (an emoji run)
         report[f"answers_without_a_word_{label}"] = sum(word_count(a["final"]) == 0 for a in answers)

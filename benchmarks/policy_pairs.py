@@ -8,7 +8,7 @@ that with the gold judge as the labeller.
 
 For each training prompt: sample K answers from the model, score them with the gold judge, and keep
 one (satisfies, violates) pair when both exist — of those, the two closest in length, so that length
-alone tells as little as the samples allow. Rows are TRL's standard format with two extra columns
+alone tells as little as the samples allow (`--pairs-per-prompt N`: up to N such pairs, no answer in two). Rows are TRL's standard format with two extra columns
 (`kind`, the constraint kind; `length_chosen`/`length_rejected` in tokens).
 
     python benchmarks/policy_pairs.py --prompts 480 --samples 4 --out runs/policy_pairs/constraints.jsonl
@@ -32,13 +32,22 @@ from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.preference import GoldJudge
 
 
-def closest_pair(answers: list[str], scores: list[float], lengths: list[int]) -> tuple[int, int] | None:
-    """(chosen, rejected) indices: a passing and a failing answer with the smallest length gap."""
+def closest_pairs(answers: list[str], scores: list[float], lengths: list[int], limit: int = 1) -> list[tuple[int, int]]:
+    """(chosen, rejected) indices of passing and failing answers, the smallest length gaps first, each
+    answer in at most one pair (so that `limit` pairs are `limit` independent comparisons, not one
+    answer repeated); `limit` 0: as many as there are."""
     passing = [i for i, s in enumerate(scores) if s >= 1.0]
     failing = [i for i, s in enumerate(scores) if s <= 0.0]
-    if not passing or not failing:
-        return None
-    return min(((i, j) for i in passing for j in failing), key=lambda ij: (abs(lengths[ij[0]] - lengths[ij[1]]), ij))
+    candidates = sorted(((i, j) for i in passing for j in failing), key=lambda ij: (abs(lengths[ij[0]] - lengths[ij[1]]), ij))
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
+    for i, j in candidates:
+        if i not in used and j not in used:
+            pairs.append((i, j))
+            used.update((i, j))
+            if len(pairs) == limit:
+                break
+    return pairs
 
 
 def main() -> None:
@@ -51,6 +60,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-prompts", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pairs-per-prompt", type=int, default=1, help="disjoint (pass, fail) pairs kept per prompt, closest lengths first (0: all)")
     parser.add_argument("--out", default="runs/policy_pairs/constraints.jsonl")
     parser.add_argument("--num-threads", type=int, default=0, help="torch intra-op threads (0: every core)")
     parser.add_argument("--mix-task-pairs", type=int, default=0,
@@ -85,14 +95,11 @@ def main() -> None:
                 answers, answer_lengths = texts[rows], lengths[rows]
                 scores = judge.score([record.prompt] * args.samples, answers).tolist()
                 passed += sum(scores)
-                pair = closest_pair(answers, scores, answer_lengths)
-                if pair is None:
-                    continue
-                chosen, rejected = pair
-                row = {"prompt": record.prompt, "chosen": answers[chosen], "rejected": answers[rejected], "kind": prompt_kind(record),
-                       "length_chosen": answer_lengths[chosen], "length_rejected": answer_lengths[rejected]}
-                handle.write(json.dumps(row) + "\n")
-                kept += 1
+                for chosen, rejected in closest_pairs(answers, scores, answer_lengths, args.pairs_per_prompt):
+                    row = {"prompt": record.prompt, "chosen": answers[chosen], "rejected": answers[rejected], "kind": prompt_kind(record),
+                           "length_chosen": answer_lengths[chosen], "length_rejected": answer_lengths[rejected]}
+                    handle.write(json.dumps(row) + "\n")
+                    kept += 1
             done = start + len(chunk)
             print(f"{done}/{len(prompts)} prompts, {kept} pairs, pass rate {passed / (done * args.samples):.3f}, {time.perf_counter() - started:.0f} s", flush=True)
     print(f"wrote {kept} pairs to {out}")

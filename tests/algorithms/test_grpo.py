@@ -1,5 +1,7 @@
 """GRPO / RLOO on the tiny model: CLI smoke, learning a synthetic reward, reward-model source, LoRA."""
 
+import json
+
 import pytest
 
 from prefrl.algorithms import grpo
@@ -25,6 +27,18 @@ def test_cli_runs_with_the_gold_judge_by_default(tmp_path, recipe):
     for key in ("train/reward", "train/gold_reward", "policy/kl_to_reference", "policy/entropy", "policy/clip_fraction", "policy/approx_kl", "policy/response_length", "eval/gold_reward"):
         assert any(key in m for m in metrics), key
     assert (run / "model" / "config.json").is_file()
+
+
+def test_each_periodic_evaluation_keeps_its_answers(tmp_path):
+    run = tmp_path / "rloo"
+    assert main(["train", "rloo", "model=tiny", "data=arithmetic", "max_steps=3", "eval_steps=1", f"output_dir={run}", "batch_size=2", "max_new_tokens=8", "num_eval=3", "progress=false"]) == 0
+    kept = [json.loads(line) for line in (run / "eval_answers_by_step.jsonl").read_text().splitlines()]
+    # Steps 1 and 2 (the final step's answers are the "final" column of eval_answers.jsonl).
+    assert [k["step"] for k in kept] == [1, 2]
+    logged = {m["step"]: m["eval/gold_reward"] for m in read_metrics(run) if "eval/gold_reward" in m and "step" in m}
+    for k in kept:
+        assert len(k["responses"]) == len(k["lengths"]) == len(k["gold_scores"]) == 3
+        assert sum(k["gold_scores"]) / 3 == pytest.approx(logged[k["step"]])
 
 
 @pytest.mark.slow

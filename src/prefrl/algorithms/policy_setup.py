@@ -293,6 +293,9 @@ def gold_rewards(setup: PolicySetup, rollout: Rollout) -> torch.Tensor | None:
 
 INITIAL_ANSWERS_FILE = "eval_initial.json"  # the initial policy's held-out answers, kept for resume
 ANSWERS_FILE = "eval_answers.jsonl"  # initial and final answers side by side, to read
+# Every periodic evaluation's answers, one line per evaluation: a run's intermediate policies can be paired
+# with the initial one (or with another run's at the same step) prompt by prompt after the run.
+STEP_ANSWERS_FILE = "eval_answers_by_step.jsonl"
 
 
 @dataclass
@@ -357,6 +360,15 @@ def write_answers(setup: PolicySetup, config: PolicyConfig) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
+def append_step_answers(setup: PolicySetup, config: PolicyConfig, step: int) -> None:
+    """One line of STEP_ANSWERS_FILE: the step and the policy's held-out answers there (the prompts are
+    those of ANSWERS_FILE, in the same order). A resumed run may repeat a step: the last line wins."""
+    if setup.last_answers is None:
+        return
+    with (Path(config.output_dir) / STEP_ANSWERS_FILE).open("a") as handle:
+        handle.write(json.dumps({"step": step, **asdict(setup.last_answers)}) + "\n")
+
+
 def save_policy(engine: Engine, setup: PolicySetup, directory: Path, kind: str = "policy") -> None:
     """The final policy as a plain Hugging Face causal-LM checkpoint (LoRA merged in)."""
     lm = engine.unwrap(engine.model).lm if hasattr(engine.unwrap(engine.model), "lm") else setup.lm
@@ -399,6 +411,7 @@ def end_policy_step(
     """After `engine.end_step()`: periodic evaluation, then `Engine.close_step` (metrics, progress, checkpoint)."""
     if config.eval_steps and engine.step % config.eval_steps == 0 and engine.step < engine.total_steps and engine.is_main:
         metrics.update(evaluate_policy(setup, config, setup.lm))
+        append_step_answers(setup, config, engine.step)
     engine.close_step(metrics, bar, progress_keys, checkpoint_state)
 
 

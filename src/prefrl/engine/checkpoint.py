@@ -34,7 +34,7 @@ STATE_FILE = "trainer_state.json"
 LOCK_FILE = ".prefrl.lock"
 STAGING_PREFIX = ".staging-"
 # What overwrite=true clears (a policy run's eval_initial.json is its paired baseline: a new run must not read it).
-RUN_ARTEFACTS = (CHECKPOINT_DIR, "metrics.jsonl", "eval.json", "eval_initial.json", "eval_answers.jsonl", "model")
+RUN_ARTEFACTS = (CHECKPOINT_DIR, "metrics.jsonl", "eval.json", "eval_initial.json", "eval_answers.jsonl", "eval_answers_by_step.jsonl", "model")
 _STEP_NAME = re.compile(r"^step-(\d+)$")
 
 
