@@ -178,6 +178,9 @@ def table(results: list[dict]) -> str:
         mark = " **" if r["p"] < 0.05 and r["fixed"] > r["broken"] else " "
         if r["p"] < 0.05 and r["broken"] > r["fixed"]:
             p += " (worse)"  # significant, in the wrong direction
+        if r.get("gaming"):
+            # a gain read off the answers as gaming the judge (set by hand in the kept json, said in the text)
+            mark, p = " ", p + " (gaming: †)"
         lines.append(
             f"| {r['row']} | {r['source']} | {r['seed']} | {r['gold_before']:.3f} → {r['gold_after']:.3f} | {r['fixed']} / {r['broken']} |{mark}{p}{mark.strip()} | "
             f"{r['length_before']:.1f} → {r['length_after']:.1f} | {r['distinct_bigrams_after']:.2f} | {r['kl_to_start']:.2f} | {r['minutes']:.1f} |"
@@ -189,6 +192,7 @@ def table(results: list[dict]) -> str:
         for r in results:
             cells = [f"{r['per_kind_before'].get(k, 0):.2f}→{r['per_kind_after'].get(k, 0):.2f}" for k in kinds]
             lines.append(f"| {r['row']} | {r['seed']} | " + " | ".join(cells) + " |")
+    lines += [f"\n† {r['row']} seed {r['seed']}: {r['gaming']}" for r in results if r.get("gaming")]
     return "\n".join(lines)
 
 

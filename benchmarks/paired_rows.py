@@ -144,7 +144,11 @@ def main() -> None:
     if args.plot:
         headline = (f"held-out gold at the end: {args.first} {report['gold_first']:.3f}, {args.second} {report['gold_second']:.3f} "
                     f"(from {report['gold_initial']:.3f}); prompts only the second passes / only the first: "
-                    f"{outcome.improved} / {outcome.worsened}, sign test p = {outcome.p_value:.2g}")
+                    f"{outcome.improved} / {outcome.worsened}, sign test p = {outcome.p_value:.2g}\n"
+                    f"answers without a word: {report['answers_without_a_word_first']} and {report['answers_without_a_word_second']} of {len(first_gold)}")
+        if args.step is None:  # the first thing to check when gold moves: a policy that games the judge shortens its answers
+            headline += (f"; final answer length (tokens) {first['length_before']:.0f} → {args.first} {first['length_after']:.0f}, "
+                         f"{args.second} {second['length_after']:.0f}")
         plot({args.first: first, args.second: second}, Path(args.plot), headline)
         report["plot"] = args.plot
     print(json.dumps(report, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in report.items()))
