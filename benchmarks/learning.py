@@ -160,9 +160,9 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     # The held-out answers (initial and final) too, so that a row can be re-judged or paired with another
     # row prompt by prompt after its run directory is gone.
     # Every periodic evaluation's answers as well (`eval_steps`), to pair the policy at an earlier step.
+    (RESULTS / "answers").mkdir(exist_ok=True)
     for kept_name, suffix in (("eval_answers.jsonl", ".jsonl"), ("eval_answers_by_step.jsonl", ".steps.jsonl")):
         if (row_dir / kept_name).is_file():
-            (RESULTS / "answers").mkdir(exist_ok=True)
             shutil.copyfile(row_dir / kept_name, RESULTS / "answers" / f"{name}-seed{seed}{suffix}")
     prune_run(row_dir)
     return result

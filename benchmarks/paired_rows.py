@@ -116,13 +116,14 @@ def main() -> None:
     if [a["prompt"] for a in first_answers] != [a["prompt"] for a in second_answers]:
         raise SystemExit("the two rows were evaluated on different held-out prompts: they cannot be paired")
     first_gold, second_gold = rejudged(args.task, first_answers), rejudged(args.task, second_answers)
+    first_initial, second_initial = rejudged(args.task, first_answers, "initial"), rejudged(args.task, second_answers, "initial")
     outcome = PairedOutcome.from_scores(first_gold, second_gold)
     report = {"first": args.first, "second": args.second, "step": args.step or "final", "prompts": len(first_gold),
-              "gold_initial": sum(rejudged(args.task, first_answers, "initial")) / len(first_gold),
+              "gold_initial": sum(first_initial) / len(first_gold),
               "gold_first": sum(first_gold) / len(first_gold), "gold_second": sum(second_gold) / len(second_gold),
               "second_passes_first_fails": outcome.improved, "first_passes_second_fails": outcome.worsened, "sign_test_p": outcome.p_value}
-    for label, answers, gold in (("first", first_answers, first_gold), ("second", second_answers, second_gold)):
-        against_initial = PairedOutcome.from_scores(rejudged(args.task, answers, "initial"), gold)
+    for label, answers, initial, gold in (("first", first_answers, first_initial, first_gold), ("second", second_answers, second_initial, second_gold)):
+        against_initial = PairedOutcome.from_scores(initial, gold)
         report[f"vs_initial_{label}"] = f"{against_initial.improved} fixed / {against_initial.worsened} broken, p = {against_initial.p_value:.3g}"
         report[f"distinct_bigrams_{label}"] = sum(distinct_bigram_fraction(a["final"]) for a in answers) / len(answers)
         # the gold judge's own rule for "no word" (an emoji run)

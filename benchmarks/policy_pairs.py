@@ -32,7 +32,7 @@ from prefrl.models.loading import load_causal_lm, load_tokenizer
 from prefrl.preference import GoldJudge
 
 
-def closest_pairs(answers: list[str], scores: list[float], lengths: list[int], limit: int = 1) -> list[tuple[int, int]]:
+def closest_pairs(scores: list[float], lengths: list[int], limit: int = 1) -> list[tuple[int, int]]:
     """(chosen, rejected) indices of passing and failing answers, the smallest length gaps first, each
     answer in at most one pair (so that `limit` pairs are `limit` independent comparisons, not one
     answer repeated); `limit` 0: as many as there are."""
@@ -95,7 +95,7 @@ def main() -> None:
                 answers, answer_lengths = texts[rows], lengths[rows]
                 scores = judge.score([record.prompt] * args.samples, answers).tolist()
                 passed += sum(scores)
-                for chosen, rejected in closest_pairs(answers, scores, answer_lengths, args.pairs_per_prompt):
+                for chosen, rejected in closest_pairs(scores, answer_lengths, args.pairs_per_prompt):
                     row = {"prompt": record.prompt, "chosen": answers[chosen], "rejected": answers[rejected], "kind": prompt_kind(record),
                            "length_chosen": answer_lengths[chosen], "length_rejected": answer_lengths[rejected]}
                     handle.write(json.dumps(row) + "\n")
