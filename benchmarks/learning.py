@@ -8,6 +8,7 @@ the KL of the trained policy to the initial one, and the minutes the row took.
     python benchmarks/learning.py --write-docs             # also put the table into docs/benchmarks.md
     python benchmarks/learning.py --finished-only --write-docs   # run nothing: the table of every kept row
     python benchmarks/learning.py --model tiny --rows grpo --seeds 0 max_steps=1 num_eval=4   # check the script
+    python benchmarks/learning.py --rejudge --finished-only --write-docs   # today's gold judge on every kept answer
 
 Each row is `prefrl train <recipe> data=constraints seed=S …` in its own process, with only the keys a
 user would set: the reward source and the seed (the demo's learned reward model where a row says so).
@@ -26,9 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+from statistics import mean
+from typing import Any
+
 from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the path)
 
 from prefrl.engine.threads import has_fast_bf16
+from prefrl.eval.stats import PairedOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -36,6 +42,10 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 # these, so a row measured once stays in docs/benchmarks.md after its run directory is gone.
 RESULTS = ROOT / "benchmarks" / "results" / "learning"
 TABLE_START, TABLE_END = "<!-- learning-table:start -->", "<!-- learning-table:end -->"
+# The gold rule a row's verdicts were read with. Rows judged before the 5-word answer floor of
+# 2026-12-07 (ConstraintsTask.judge_text) and whose answers were not kept cannot be re-judged: the
+# table marks them.
+JUDGE_RULE = "constraint + at least 5 words (2026-12-07)"
 
 # name: (recipe, reward source shown in the table, keys for that source; RM is the learned reward model)
 ROWS = {
@@ -152,6 +162,7 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
         "length_per_kind_after": {k.split("/", 2)[2]: v for k, v in after.items() if k.startswith("eval/response_length/")},
         "num_eval": after["eval/gold_vs_initial/fixed"] + after["eval/gold_vs_initial/broken"] + after["eval/gold_vs_initial/unchanged"],
         "load_average": os.getloadavg()[0], "machine": machine(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "judge_rule": JUDGE_RULE,
     }
     result["curve"] = read_curve(row_dir)
     result_path.write_text(json.dumps(result, indent=2))
@@ -168,6 +179,58 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     return result
 
 
+def rejudge(result: dict, answers: list[dict], judge: Callable[[Any, str], float], steps: dict[int, list[str]] | None = None) -> dict:
+    """The row's verdicts read again from its kept answers with `judge` (the task's gold judge of today):
+    gold before → after, the paired counts and sign test, accuracy per kind, and the held-out
+    evaluations of the curve whose answers were kept (`steps`: step → answers; the first and the last
+    evaluation are the initial and final answers). Lengths, KL and the training samples' gold pass rate
+    (`train/gold_reward`, samples not kept) are the run's and stay as they were."""
+    before = [float(judge(row["prompt"], row["initial"])) for row in answers]
+    after = [float(judge(row["prompt"], row["final"])) for row in answers]
+    outcome = PairedOutcome.from_scores(before, after)
+    evaluations = [m for m in result.get("curve", []) if "eval/gold_reward" in m]
+    by_step = {**(steps or {})}
+    if evaluations:
+        by_step[evaluations[-1]["step"]] = [row["final"] for row in answers]
+    for m in evaluations:
+        if m is evaluations[0]:
+            m["eval/gold_reward"] = mean(before)
+        elif m["step"] in by_step:
+            scores = [float(judge(row["prompt"], text)) for row, text in zip(answers, by_step[m["step"]], strict=True)]
+            step_outcome = PairedOutcome.from_scores(before, scores)
+            m.update({"eval/gold_reward": mean(scores), "eval/gold_vs_initial/fixed": step_outcome.improved,
+                      "eval/gold_vs_initial/broken": step_outcome.worsened})
+
+    def per_kind(scores: list[float]) -> dict[str, float]:
+        kinds = sorted({row["kind"] for row in answers})
+        return {k: mean(s for s, row in zip(scores, answers) if row["kind"] == k) for k in kinds}
+
+    return {**result, "gold_before": mean(before), "gold_after": mean(after), "fixed": outcome.improved, "broken": outcome.worsened,
+            "unchanged": outcome.unchanged, "p": outcome.p_value, "per_kind_before": per_kind(before), "per_kind_after": per_kind(after),
+            "judge_rule": JUDGE_RULE}
+
+
+def rejudge_kept() -> None:
+    """Re-judge every kept row that has its answers; say which rows cannot be."""
+    from prefrl.data.tasks import get_task
+
+    judge = get_task("constraints").judge
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        answers_path = RESULTS / "answers" / f"{path.stem}.jsonl"
+        if not answers_path.is_file():
+            if result.get("judge_rule") != JUDGE_RULE:
+                print(f"{path.stem}: no kept answers, judged by the earlier rule", flush=True)
+            continue
+        answers = [json.loads(line) for line in answers_path.read_text().splitlines() if line.strip()]
+        steps_path = RESULTS / "answers" / f"{path.stem}.steps.jsonl"
+        steps = {e["step"]: e["responses"] for e in map(json.loads, steps_path.read_text().splitlines())} if steps_path.is_file() else {}
+        new = rejudge(result, answers, judge, steps)
+        print(f"{path.stem}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f} ({result['fixed']} / {result['broken']}, p = {result['p']:.2g}) "
+              f"re-judged: {new['gold_before']:.3f} → {new['gold_after']:.3f} ({new['fixed']} / {new['broken']}, p = {new['p']:.2g})", flush=True)
+        path.write_text(json.dumps(new, indent=2))
+
+
 def table(results: list[dict]) -> str:
     lines = [
         "| recipe | reward source | seed | held-out gold before → after | fixed / broken | sign test p | response tokens before → after | distinct bigrams | KL to start (nats) | minutes |",
@@ -181,6 +244,8 @@ def table(results: list[dict]) -> str:
         if r.get("gaming"):
             # a gain read off the answers as gaming the judge (set by hand in the kept json, said in the text)
             mark, p = " ", p + " (gaming: †)"
+        if r.get("judge_rule") != JUDGE_RULE:
+            p += " ‡"  # judged by the rule before the answer floor, answers not kept
         lines.append(
             f"| {r['row']} | {r['source']} | {r['seed']} | {r['gold_before']:.3f} → {r['gold_after']:.3f} | {r['fixed']} / {r['broken']} |{mark}{p}{mark.strip()} | "
             f"{r['length_before']:.1f} → {r['length_after']:.1f} | {r['distinct_bigrams_after']:.2f} | {r['kl_to_start']:.2f} | {r['minutes']:.1f} |"
@@ -193,6 +258,9 @@ def table(results: list[dict]) -> str:
             cells = [f"{r['per_kind_before'].get(k, 0):.2f}→{r['per_kind_after'].get(k, 0):.2f}" for k in kinds]
             lines.append(f"| {r['row']} | {r['seed']} | " + " | ".join(cells) + " |")
     lines += [f"\n† {r['row']} seed {r['seed']}: {r['gaming']}" for r in results if r.get("gaming")]
+    if any(r.get("judge_rule") != JUDGE_RULE for r in results):
+        lines.append("\n‡ judged by the gold rule of its day, before the 5-word answer floor of 2026-12-07; its answers were "
+                     "not kept, so it cannot be re-judged (every other row is judged by the current rule).")
     return "\n".join(lines)
 
 
@@ -219,11 +287,14 @@ def main() -> None:
     parser.add_argument("--rm-label", default="other", help="with --rm: a short name for that reward model (no spaces), put into the row name")
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--finished-only", action="store_true", help="run nothing: the table of every row kept in benchmarks/results/learning")
+    parser.add_argument("--rejudge", action="store_true", help="first re-judge every kept row with its answers by today's gold judge")
     parser.add_argument("extra", nargs="*", help="key=value overrides for every row (e.g. max_steps=1 for a check)")
     args = parser.parse_args()
     args.rm_extra = [k for k in args.extra if k.split("=")[0] in ("num_threads",)]
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
+    if args.rejudge:
+        rejudge_kept()
     if args.finished_only:
         order = {name: index for index, name in enumerate(ROWS)}
         kept = [json.loads(path.read_text()) for path in RESULTS.glob("*.json")]

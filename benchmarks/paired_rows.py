@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 from prefrl.data.tasks import get_task
-from prefrl.data.tasks.constraints import word_count
+from prefrl.data.tasks.constraints import MIN_ANSWER_WORDS, word_count
 from prefrl.eval.policy import distinct_bigram_fraction
 from prefrl.eval.stats import PairedOutcome, wilson_interval
 
@@ -126,8 +126,8 @@ def main() -> None:
         against_initial = PairedOutcome.from_scores(initial, gold)
         report[f"vs_initial_{label}"] = f"{against_initial.improved} fixed / {against_initial.worsened} broken, p = {against_initial.p_value:.3g}"
         report[f"distinct_bigrams_{label}"] = sum(distinct_bigram_fraction(a["final"]) for a in answers) / len(answers)
-        # the gold judge's own rule for "no word" (an emoji run)
-        report[f"answers_without_a_word_{label}"] = sum(word_count(a["final"]) == 0 for a in answers)
+        # the gold judge's own floor: fewer words answer nothing (a topic word, an emoji run)
+        report[f"answers_under_{MIN_ANSWER_WORDS}_words_{label}"] = sum(word_count(a["final"]) < MIN_ANSWER_WORDS for a in answers)
     for label, result in (("first", first), ("second", second)):
         steps = max(m["step"] for m in result["curve"])
         report[f"rm_on_policy_accuracy_{label}_first_5_steps"], _ = on_policy_accuracy(result["curve"], 1, 5)
@@ -146,7 +146,8 @@ def main() -> None:
         headline = (f"held-out gold at the end: {args.first} {report['gold_first']:.3f}, {args.second} {report['gold_second']:.3f} "
                     f"(from {report['gold_initial']:.3f}); prompts only the second passes / only the first: "
                     f"{outcome.improved} / {outcome.worsened}, sign test p = {outcome.p_value:.2g}\n"
-                    f"answers without a word: {report['answers_without_a_word_first']} and {report['answers_without_a_word_second']} of {len(first_gold)}")
+                    f"answers under {MIN_ANSWER_WORDS} words: {report[f'answers_under_{MIN_ANSWER_WORDS}_words_first']} and "
+                    f"{report[f'answers_under_{MIN_ANSWER_WORDS}_words_second']} of {len(first_gold)}")
         if args.step is None:  # the first thing to check when gold moves: a policy that games the judge shortens its answers
             headline += (f"; final answer length (tokens) {first['length_before']:.0f} → {args.first} {first['length_after']:.0f}, "
                          f"{args.second} {second['length_after']:.0f}")

@@ -14,6 +14,10 @@ alone tells as little as the samples allow (`--pairs-per-prompt N`: up to N such
     python benchmarks/policy_pairs.py --prompts 480 --samples 4 --out runs/policy_pairs/constraints.jsonl
     # the "both" reward model of docs/benchmarks.md: 320 x 8 samples, mixed with 320 written pairs
     python benchmarks/policy_pairs.py --prompts 320 --samples 8 --num-threads 1 --mix-task-pairs 320
+    # a second round (iterated RLHF): pairs from a policy trained on the first reward model, mixed with
+    # the first round's pairs (re-judged) and the written pairs
+    python benchmarks/policy_pairs.py --policy RUN/model --prompts 320 --samples 8 --pairs-per-prompt 0 \
+        --mix-task-pairs 320 --mix-policy-pairs runs/policy_pairs/constraints.jsonl --out runs/policy_pairs/round2.jsonl
     prefrl train reward data=runs/policy_pairs/constraints-mixed.jsonl max_steps=40 batch_size=8 lr=5e-5 ...
 """
 
@@ -52,7 +56,8 @@ def closest_pairs(scores: list[float], lengths: list[int], limit: int = 1) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="the tokenizer and (without --policy) the policy")
+    parser.add_argument("--policy", default="", help="a trained policy's model directory to sample from (iterated RLHF: pairs from the moved policy)")
     parser.add_argument("--task", default="constraints")
     parser.add_argument("--split", default="train")
     parser.add_argument("--prompts", type=int, default=480)
@@ -65,6 +70,9 @@ def main() -> None:
     parser.add_argument("--num-threads", type=int, default=0, help="torch intra-op threads (0: every core)")
     parser.add_argument("--mix-task-pairs", type=int, default=0,
                         help="also write OUT-mixed.jsonl: these pairs and this many of the task's written train pairs, shuffled")
+    parser.add_argument("--mix-policy-pairs", default="",
+                        help="with --mix-task-pairs: comma-separated pair files of earlier rounds (iterated RLHF) to put into "
+                             "OUT-mixed.jsonl as well, re-judged: a pair the gold judge no longer separates is dropped")
     args = parser.parse_args()
     configure_threads(args.num_threads)
 
@@ -75,7 +83,7 @@ def main() -> None:
     from prefrl.rollout import eos_token_ids
 
     tokenizer = load_tokenizer(args.model)
-    lm = load_causal_lm(args.model).eval()
+    lm = load_causal_lm(args.policy or args.model).eval()
     backend = HFGenerationBackend(lm, eos_token_ids(tokenizer), tokenizer.pad_token_id, autocast_bf16=has_fast_bf16())
     params = SamplingParams(num_samples=args.samples, max_new_tokens=args.max_new_tokens, temperature=1.0, top_p=1.0)
     judge = GoldJudge(args.task)
@@ -105,13 +113,27 @@ def main() -> None:
     print(f"wrote {kept} pairs to {out}")
     if args.mix_task_pairs:
         mixed = out.with_name(f"{out.stem}-mixed.jsonl")
-        write_mixed(out, args.task, args.mix_task_pairs, args.seed, mixed)
-        print(f"wrote {kept} + {args.mix_task_pairs} written pairs, shuffled, to {mixed}")
+        earlier = [Path(name) for name in args.mix_policy_pairs.split(",") if name]
+        counts = write_mixed([out, *earlier], args.task, args.mix_task_pairs, args.seed, mixed, judge)
+        print(f"wrote {counts} on-policy pairs (file: kept / read) + {args.mix_task_pairs} written pairs, shuffled, to {mixed}")
 
 
-def write_mixed(policy_pairs: Path, task: str, num_task_pairs: int, seed: int, out: Path) -> None:
-    """The on-policy pairs and the task's first `num_task_pairs` written train pairs in one shuffled file
-    of chat-message rows (a `source` column says which is which)."""
+def still_separated(rows: list[dict], judge: GoldJudge) -> list[dict]:
+    """The pairs whose chosen answer passes the gold judge and whose rejected answer fails it now: pairs
+    of an earlier round were labelled by the judge of their day (iterated RLHF keeps every round's pairs,
+    and a stricter rule must not leave a pair that now teaches the wrong order)."""
+    if not rows:
+        return []
+    prompts = [row["prompt"] for row in rows]
+    chosen = judge.score(prompts, [row["chosen"] for row in rows]).tolist()
+    rejected = judge.score(prompts, [row["rejected"] for row in rows]).tolist()
+    return [row for row, good, bad in zip(rows, chosen, rejected) if good >= 1.0 and bad <= 0.0]
+
+
+def write_mixed(policy_pair_files: list[Path], task: str, num_task_pairs: int, seed: int, out: Path, judge: GoldJudge) -> dict[str, str]:
+    """The on-policy pairs of every file (re-judged, see `still_separated`) and the task's first
+    `num_task_pairs` written train pairs in one shuffled file of chat-message rows (a `source` column
+    says which is which). Returns, per file, "kept / read"."""
     import random
 
     from prefrl.data.loaders import load_preference_pairs
@@ -123,11 +145,17 @@ def write_mixed(policy_pairs: Path, task: str, num_task_pairs: int, seed: int, o
         return {**row, "prompt": prompt, "source": "policy",
                 "chosen": [{"role": "assistant", "content": row["chosen"]}], "rejected": [{"role": "assistant", "content": row["rejected"]}]}
 
-    rows = [as_messages(json.loads(line)) for line in policy_pairs.read_text().splitlines() if line.strip()]
+    rows, counts = [], {}
+    for path in policy_pair_files:
+        read = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        kept = still_separated(read, judge)
+        counts[str(path)] = f"{len(kept)} / {len(read)}"
+        rows += [as_messages(row) for row in kept]
     for pair in load_preference_pairs(task, "train", 0, num_task_pairs):
         rows.append({"prompt": pair.prompt, "chosen": pair.chosen, "rejected": pair.rejected, "source": "written"})
     random.Random(seed).shuffle(rows)
     out.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return counts
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from prefrl.demo import DemoBudget, run_demo
+from prefrl.demo import DemoBudget, gold_verdict, run_demo
 
 
 @pytest.mark.parametrize("data", ["constraints", "arithmetic"])
@@ -20,3 +20,16 @@ def test_demo_runs_end_to_end_on_the_tiny_model(tmp_path, data):
     for stage in ("reward", "rloo"):  # both stages ran on the task asked for
         assert yaml.safe_load((tmp_path / stage / "config.yaml").read_text())["data"] == data
     assert yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())["reward"] == str(tmp_path / "reward")
+
+
+@pytest.mark.parametrize(
+    ("fixed", "broken", "p", "says"),
+    [
+        (41, 17, 0.0022, "rose significantly"),
+        (11, 36, 0.00035, "fell significantly"),
+        (10, 6, 0.45, "No significant change"),
+        (3, 3, 1.0, "No significant change"),
+    ],
+)
+def test_gold_verdict_names_the_direction(fixed, broken, p, says):
+    assert says in gold_verdict(fixed, broken, p)

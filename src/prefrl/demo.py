@@ -131,12 +131,21 @@ def run_demo(
     }
     write_json(out / "demo.json", summary)
     plot = save_plot(out, summary)
-    significant = last["eval/gold_vs_initial/sign_test_p"] < 0.05 and last["eval/gold_vs_initial/fixed"] > last["eval/gold_vs_initial/broken"]
     console.print(
-        ("[bold green]The policy's held-out gold accuracy rose significantly." if significant else "[bold yellow]No significant change in held-out gold accuracy.")
+        gold_verdict(last["eval/gold_vs_initial/fixed"], last["eval/gold_vs_initial/broken"], last["eval/gold_vs_initial/sign_test_p"])
         + f" Run directory: {out}" + (f"; plot: {plot}" if plot else "") + f"; {summary['seconds'] / 60:.1f} minutes"
     )
     return summary
+
+
+def gold_verdict(fixed: int, broken: int, p: float, alpha: float = 0.05) -> str:
+    """The demo's last line: did held-out gold accuracy rise, fall (the policy over-optimised the reward
+    model), or not move detectably, by the exact sign test at `alpha`."""
+    if p < alpha and fixed > broken:
+        return "[bold green]The policy's held-out gold accuracy rose significantly."
+    if p < alpha and broken > fixed:
+        return "[bold red]The policy's held-out gold accuracy fell significantly: it over-optimised the reward model."
+    return "[bold yellow]No significant change in held-out gold accuracy."
 
 
 def policy_curve(run_dir: Path) -> list[dict[str, float]]:

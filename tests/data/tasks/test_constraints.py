@@ -96,8 +96,8 @@ def test_topic_banks_are_rich_enough() -> None:
     [
         # at most N words
         ("Write about the ocean in at most 12 words.", "The ocean covers more than two thirds of the planet.", 1.0),
-        ("Describe coffee. Use at most 5 words.", "Coffee is a - warm - drink.", 1.0),  # lone dashes are no words
-        ("Describe coffee. Use at most 5 words.", "Coffee is a warm morning drink.", 0.0),
+        ("Describe coffee. Use at most 6 words.", "Coffee is a - warm - morning drink.", 1.0),  # lone dashes are no words
+        ("Describe coffee. Use at most 6 words.", "Coffee is a warm and bitter drink.", 0.0),
         # at least N words
         ("Tell me about rain. Write at least 6 words.", "Rain falls softly on the roof.", 1.0),
         ("Tell me about rain. Write at least 6 words.", "Rain falls on the roof.", 0.0),
@@ -105,38 +105,42 @@ def test_topic_banks_are_rich_enough() -> None:
         ("Write two sentences about coffee. Include the word 'morning'.", "I drink it every Morning.", 1.0),
         ("Write two sentences about coffee. Include the word 'morning'.", "I drink it in the mornings.", 0.0),
         # avoid a word
-        ("Describe dogs. Do not use the word 'the'.", "Dogs love long walks.", 1.0),
+        ("Describe dogs. Do not use the word 'the'.", "Dogs love long walks outside.", 1.0),
         ("Describe dogs. Do not use the word 'the'.", "Dogs love walks in The park.", 0.0),
-        ("Describe dogs. Avoid the word 'the'.", "Dogs love their owners.", 1.0),  # "their" is another word
+        ("Describe dogs. Avoid the word 'the'.", "Dogs love their owners very much.", 1.0),  # "their" is another word
         # start with a word
-        ("Start your answer with the word 'Honestly'. Describe autumn.", "Honestly, autumn is lovely.", 1.0),
-        ("Describe autumn. The first word of your answer must be 'Honestly'.", '"Honestly" it is lovely.', 1.0),
-        ("Start your answer with the word 'Honestly'. Describe autumn.", "Frankly, autumn is lovely.", 0.0),
+        ("Start your answer with the word 'Honestly'. Describe autumn.", "Honestly, autumn is a lovely season.", 1.0),
+        ("Describe autumn. The first word of your answer must be 'Honestly'.", '"Honestly" it is a lovely season.', 1.0),
+        ("Start your answer with the word 'Honestly'. Describe autumn.", "Frankly, autumn is a lovely season.", 0.0),
         ("Start your answer with the word 'Honestly'. Describe autumn.", "I honestly love autumn.", 0.0),
         # capital letters
-        ("Describe rain. Write your whole answer in capital letters.", "RAIN IS WET, ISN'T IT? 100%!", 1.0),
-        ("Describe rain. Write your whole answer in capital letters.", "RAIN IS WEt.", 0.0),
-        ("Describe rain. Answer entirely in uppercase.", "123 ...", 0.0),  # no letters at all
+        ("Describe rain. Write your whole answer in capital letters.", "RAIN IS WET, ISN'T IT? 100% WET!", 1.0),
+        ("Describe rain. Write your whole answer in capital letters.", "RAIN IS WET AND COLd.", 0.0),
+        ("Describe rain. Answer entirely in uppercase.", "123 456 789 101 112 ...", 0.0),  # no letters at all
         # lowercase letters
-        ("Describe rain. Use only lowercase letters.", "rain is wet.", 1.0),
-        ("Describe rain. Use only lowercase letters.", "rain is wet. Very wet.", 0.0),
+        ("Describe rain. Use only lowercase letters.", "rain is wet and cold.", 1.0),
+        ("Describe rain. Use only lowercase letters.", "rain is wet. Very wet indeed.", 0.0),
         # end with a question
         ("Describe the night sky. End your answer with a question.", "Stars shine. Have you seen one?  \n", 1.0),
         ("Describe the night sky. End your answer with a question.", "Have you seen one? Stars shine.", 0.0),
         # bullets
-        ("Describe bicycles. Use exactly 3 bullet points.", "Facts:\n- One.\n- Two.\n  * Three.", 1.0),
-        ("Describe bicycles. Answer with exactly three bullet points.", "- One.\n- Two.\n- Three.", 1.0),
-        ("Describe bicycles. Use exactly 3 bullet points.", "- One.\n- Two.\n- Three.\n- Four.", 0.0),
-        ("Describe bicycles. Use exactly 3 bullet points.", "-One.\n-Two.\n-Three.", 0.0),  # no space after dash
+        ("Describe bicycles. Use exactly 3 bullet points.", "Facts:\n- One wheel.\n- Two gears.\n  * Three bells.", 1.0),
+        ("Describe bicycles. Answer with exactly three bullet points.", "- One wheel.\n- Two gears.\n- Three bells.", 1.0),
+        ("Describe bicycles. Use exactly 3 bullet points.", "- One wheel.\n- Two gears.\n- Three bells.\n- Four lights.", 0.0),
+        ("Describe bicycles. Use exactly 3 bullet points.", "-One wheel.\n-Two gears.\n-Three bells.", 0.0),  # no space after dash
         # commas
         ("Describe mountains. Do not use any commas.", "Mountains are tall and cold.", 1.0),
         ("Describe mountains. Avoid commas entirely.", "Mountains are tall, and cold.", 0.0),
-        # a response without a word answers nothing, whatever rule it would meet at its letter
+        # fewer than 5 words answer nothing, whatever rule they would meet at its letter
         ("Describe mountains. Do not use any commas.", "🌈🌈🌈🌈", 0.0),
-        ("Describe coffee. Use at most 5 words.", "", 0.0),
+        ("Describe coffee. Use at most 8 words.", "", 0.0),
         ("Describe dogs. Do not use the word 'the'.", "... !!", 0.0),
         ("Describe the night sky. End your answer with a question.", "🌙?", 0.0),
-        ("Describe coffee. Use at most 5 words.", "☕ 42", 1.0),  # a digit is a word (word_count)
+        ("Describe dogs. Do not use any commas.", "Dogs", 0.0),  # a topic word
+        ("Describe the night sky. Use at most 12 words.", "Night Sky", 0.0),
+        ("Write a few sentences about rain. End your answer with a question.", "What kind of rain?", 0.0),
+        ("Write a few sentences about rain. End your answer with a question.", "What kind of rain falls?", 1.0),
+        ("Describe coffee. Use at most 8 words.", "☕ 42 is my daily cup", 1.0),  # a digit is a word (word_count)
     ],
 )
 def test_judge_on_hand_written_cases(prompt: str, response: str, expected: float) -> None:
@@ -169,10 +173,10 @@ def test_word_count_ignores_pieces_without_letters_or_digits() -> None:
 
 def test_judge_reads_chat_messages() -> None:
     prompt = [{"role": "user", "content": "Describe rain. Use only lowercase letters."}]
-    assert TASK.judge(prompt, [{"role": "assistant", "content": "rain is wet."}]) == 1.0
-    assert TASK.judge(prompt, [{"role": "assistant", "content": "Rain is wet."}]) == 0.0
+    assert TASK.judge(prompt, [{"role": "assistant", "content": "rain is wet and cold."}]) == 1.0
+    assert TASK.judge(prompt, [{"role": "assistant", "content": "Rain is wet and cold."}]) == 0.0
     # Content as a list of text parts, as some chat templates write it.
-    parts = [{"role": "assistant", "content": [{"type": "text", "text": "rain is wet."}]}]
+    parts = [{"role": "assistant", "content": [{"type": "text", "text": "rain is wet and cold."}]}]
     assert TASK.judge(prompt, parts) == 1.0
 
 

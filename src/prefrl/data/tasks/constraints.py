@@ -25,7 +25,9 @@ limit, one bullet too many, the forbidden word once, one sentence left in the
 wrong case, the question placed first instead of last.
 
 Words are counted by splitting on whitespace and keeping the pieces that
-contain a letter or digit.  The judge parses the constraint back out of the
+contain a letter or digit.  Whatever the constraint, a response of fewer than
+``MIN_ANSWER_WORDS`` (5) words fails: every request asks for sentences about
+the topic, and a topic word or an emoji run answers none of them.  The judge parses the constraint back out of the
 prompt text with the regexes in ``CONSTRAINT_PATTERNS``.
 
 The ``ood`` split (``OOD_KINDS``) shares no topic (``OOD_TOPICS``), request
@@ -698,6 +700,9 @@ CHECKS: dict[str, Callable[[str, Any], bool]] = {
     "postscript": lambda text, _: has_postscript(text),
 }
 NUMERIC_KINDS = frozenset({"max_words", "min_words", "bullets", "sentence_count"})
+#: The fewest words that answer a request for sentences about a topic: one short sentence. Below every
+#: word limit the task sets (max_words draws 8-24) and every written response (6 words and more).
+MIN_ANSWER_WORDS = 5
 
 
 def _parse_number(text: str) -> int:
@@ -1011,9 +1016,10 @@ class ConstraintsTask(Task):
 
     def judge_text(self, prompt: str, response: str) -> float:
         kind, value = parse_constraint(prompt)
-        # Every constraint is on an answer: a response without a single word (empty, or only emoji or
-        # symbols) answers nothing, though it has no commas, avoids every word and is under any word
-        # limit. A policy that hacked its reward model wrote exactly that (docs/benchmarks.md).
-        if word_count(response) == 0:
+        # Every constraint is on an answer to a request for sentences about the topic. A response of
+        # fewer than MIN_ANSWER_WORDS words ("Dogs", "Night Sky", an emoji run) answers none of them,
+        # though it has no commas, avoids every word and is under any word limit. Policies that hacked
+        # their learned reward models wrote exactly that (docs/benchmarks.md).
+        if word_count(response) < MIN_ANSWER_WORDS:
             return 0.0
         return 1.0 if CHECKS[kind](response, value) else 0.0
