@@ -27,11 +27,10 @@ import sys
 import time
 from pathlib import Path
 
-from collections.abc import Callable
 from statistics import mean
-from typing import Any
 
 from harness import machine, prune_run  # noqa: E402  (benchmarks/ is on the path)
+from paired_rows import rejudged  # noqa: E402
 
 from prefrl.engine.threads import has_fast_bf16
 from prefrl.eval.stats import PairedOutcome
@@ -179,14 +178,13 @@ def run_row(name: str, seed: int, args: argparse.Namespace, runs: Path) -> dict:
     return result
 
 
-def rejudge(result: dict, answers: list[dict], judge: Callable[[Any, str], float], steps: dict[int, list[str]] | None = None) -> dict:
-    """The row's verdicts read again from its kept answers with `judge` (the task's gold judge of today):
+def rejudge(result: dict, answers: list[dict], task: str = "constraints", steps: dict[int, list[str]] | None = None) -> dict:
+    """The row's verdicts read again from its kept answers by the task's gold judge of today:
     gold before → after, the paired counts and sign test, accuracy per kind, and the held-out
     evaluations of the curve whose answers were kept (`steps`: step → answers; the first and the last
     evaluation are the initial and final answers). Lengths, KL and the training samples' gold pass rate
     (`train/gold_reward`, samples not kept) are the run's and stay as they were."""
-    before = [float(judge(row["prompt"], row["initial"])) for row in answers]
-    after = [float(judge(row["prompt"], row["final"])) for row in answers]
+    before, after = rejudged(task, answers, "initial"), rejudged(task, answers, "final")
     outcome = PairedOutcome.from_scores(before, after)
     evaluations = [m for m in result.get("curve", []) if "eval/gold_reward" in m]
     by_step = {**(steps or {})}
@@ -196,7 +194,7 @@ def rejudge(result: dict, answers: list[dict], judge: Callable[[Any, str], float
         if m is evaluations[0]:
             m["eval/gold_reward"] = mean(before)
         elif m["step"] in by_step:
-            scores = [float(judge(row["prompt"], text)) for row, text in zip(answers, by_step[m["step"]], strict=True)]
+            scores = rejudged(task, [{**row, "final": text} for row, text in zip(answers, by_step[m["step"]], strict=True)])
             step_outcome = PairedOutcome.from_scores(before, scores)
             m.update({"eval/gold_reward": mean(scores), "eval/gold_vs_initial/fixed": step_outcome.improved,
                       "eval/gold_vs_initial/broken": step_outcome.worsened})
@@ -212,9 +210,6 @@ def rejudge(result: dict, answers: list[dict], judge: Callable[[Any, str], float
 
 def rejudge_kept() -> None:
     """Re-judge every kept row that has its answers; say which rows cannot be."""
-    from prefrl.data.tasks import get_task
-
-    judge = get_task("constraints").judge
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
         answers_path = RESULTS / "answers" / f"{path.stem}.jsonl"
@@ -225,7 +220,7 @@ def rejudge_kept() -> None:
         answers = [json.loads(line) for line in answers_path.read_text().splitlines() if line.strip()]
         steps_path = RESULTS / "answers" / f"{path.stem}.steps.jsonl"
         steps = {e["step"]: e["responses"] for e in map(json.loads, steps_path.read_text().splitlines())} if steps_path.is_file() else {}
-        new = rejudge(result, answers, judge, steps)
+        new = rejudge(result, answers, "constraints", steps)
         print(f"{path.stem}: gold {result['gold_before']:.3f} → {result['gold_after']:.3f} ({result['fixed']} / {result['broken']}, p = {result['p']:.2g}) "
               f"re-judged: {new['gold_before']:.3f} → {new['gold_after']:.3f} ({new['fixed']} / {new['broken']}, p = {new['p']:.2g})", flush=True)
         path.write_text(json.dumps(new, indent=2))
