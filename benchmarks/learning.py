@@ -68,6 +68,10 @@ ROWS = {
     "rloo-rm-lr1e-5": ("rloo", "learned RM, lr 1e-5", ["reward={rm}", "lr=1e-5"]),
     "grpo-rm-lr1e-5": ("grpo", "learned RM, lr 1e-5", ["reward={rm}", "lr=1e-5"]),
     "rloo-lr2e-5": ("rloo", "gold", ["lr=2e-5"]),
+    # The reward model's length bias taken out of every step's rewards (one slope per batch): each learned RM
+    # so far paid for one length, and RL collected it within 5 steps (docs/benchmarks.md).
+    "rloo-rm-ld": ("rloo", "learned RM, length-debiased", ["reward={rm}", "length_debias=true"]),
+    "grpo-rm-ld": ("grpo", "learned RM, length-debiased", ["reward={rm}", "length_debias=true"]),
 }
 # The learned reward model: the demo's reward training (prefrl demo, stage 2). bf16 autocast only where
 # the CPU has bf16 units: emulated, a step is ~20x slower (docs/benchmarks.md, "bf16 on a CPU without bf16 units").

@@ -11,7 +11,8 @@ within-prompt pair of samples:
   shorter answer, beside the same share for the gold judge (a reward model that prefers short answers
   far more often than gold does pays for brevity, which RL will find);
 - the same accuracy for the reward minus its within-prompt linear fit on length (a length-debiased
-  reward), and per constraint kind.
+  reward), and for the reward as `length_debias=true` gives it to RL (one slope per 8-prompt batch,
+  `length_debiased_rewards`), with that reward's own length preference; all per constraint kind too.
 
     python benchmarks/rm_on_policy.py --reward runs/demo/reward/model --prompts 32 --samples 8
 """
@@ -31,7 +32,12 @@ from prefrl.data.loaders import load_prompts
 from prefrl.engine.threads import configure_threads, has_fast_bf16
 from prefrl.eval.stats import wilson_interval
 from prefrl.models.loading import load_causal_lm, load_tokenizer
+from prefrl.objectives.policy import length_debiased_rewards
 from prefrl.preference import GoldJudge, load_preference_model
+
+
+# prompts per RL step at the shipped defaults (batch_size): the batch one length slope is fitted on
+TRAINING_BATCH_PROMPTS = 8
 
 
 def length_residual(scores: list[float], lengths: list[int]) -> list[float]:
@@ -44,10 +50,11 @@ def length_residual(scores: list[float], lengths: list[int]) -> list[float]:
 
 
 def pair_stats(groups: list[dict]) -> dict[str, float]:
-    agree = agree_debiased = separated = 0
-    rm_shorter = gold_shorter = gold_length_pairs = length_pairs = 0
+    agree = agree_debiased = agree_batch = separated = 0
+    rm_shorter = batch_shorter = gold_shorter = gold_length_pairs = length_pairs = 0
     for group in groups:
         rm, gold, lengths, debiased = group["rm"], group["gold"], group["lengths"], length_residual(group["rm"], group["lengths"])
+        batch_debiased = group["rm_batch_debiased"]
         for i, j in itertools.combinations(range(len(rm)), 2):
             if gold[i] != gold[j]:
                 separated += 1
@@ -55,10 +62,12 @@ def pair_stats(groups: list[dict]) -> dict[str, float]:
                 worse = j if better == i else i
                 agree += rm[better] > rm[worse]
                 agree_debiased += debiased[better] > debiased[worse]
+                agree_batch += batch_debiased[better] > batch_debiased[worse]
             if lengths[i] != lengths[j]:
                 short, long_ = (i, j) if lengths[i] < lengths[j] else (j, i)
                 length_pairs += 1
                 rm_shorter += rm[short] > rm[long_]
+                batch_shorter += batch_debiased[short] > batch_debiased[long_]
                 if gold[i] != gold[j]:
                     gold_length_pairs += 1
                     gold_shorter += gold[short] > gold[long_]
@@ -67,6 +76,8 @@ def pair_stats(groups: list[dict]) -> dict[str, float]:
         "separated_pairs": separated, "on_policy_accuracy": agree / separated if separated else float("nan"),
         "ci_low": low, "ci_high": high,
         "debiased_accuracy": agree_debiased / separated if separated else float("nan"),
+        "batch_debiased_accuracy": agree_batch / separated if separated else float("nan"),
+        "batch_debiased_prefers_shorter": batch_shorter / length_pairs if length_pairs else float("nan"),
         "rm_prefers_shorter": rm_shorter / length_pairs if length_pairs else float("nan"),
         "gold_prefers_shorter": gold_shorter / gold_length_pairs if gold_length_pairs else float("nan"),
     }
@@ -129,16 +140,24 @@ def main() -> None:
         prompts = [group["prompt"]] * len(group["answers"])
         group["rm"] = reward.score(prompts, group["answers"]).float().tolist()
         group["gold"] = gold.score(prompts, group["answers"]).float().tolist()
+    for start in range(0, len(groups), TRAINING_BATCH_PROMPTS):
+        batch = groups[start : start + TRAINING_BATCH_PROMPTS]
+        scores = torch.tensor([s for g in batch for s in g["rm"]])
+        lengths = torch.tensor([l for g in batch for l in g["lengths"]])
+        debiased, _ = length_debiased_rewards(scores, lengths, args.samples)
+        for index, group in enumerate(batch):
+            group["rm_batch_debiased"] = debiased[index * args.samples : (index + 1) * args.samples].tolist()
     overall = pair_stats(groups)
     print(json.dumps({"reward": args.reward, "policy": args.policy or args.model, "prompts": len(groups), "samples": args.samples, **overall,
                       "seconds": time.perf_counter() - started}, indent=2))
     by_kind: dict[str, list[dict]] = defaultdict(list)
     for group in groups:
         by_kind[group["kind"]].append(group)
-    print("kind | separated pairs | on-policy acc | debiased acc | RM prefers shorter | gold prefers shorter")
+    print("kind | separated pairs | on-policy acc | debiased acc (per prompt) | debiased acc (per batch) | RM prefers shorter | per-batch debiased prefers shorter | gold prefers shorter")
     for kind, kind_groups in sorted(by_kind.items()):
         s = pair_stats(kind_groups)
-        print(f"{kind} | {s['separated_pairs']} | {s['on_policy_accuracy']:.2f} | {s['debiased_accuracy']:.2f} | {s['rm_prefers_shorter']:.2f} | {s['gold_prefers_shorter']:.2f}")
+        print(f"{kind} | {s['separated_pairs']} | {s['on_policy_accuracy']:.2f} | {s['debiased_accuracy']:.2f} | {s['batch_debiased_accuracy']:.2f} | "
+              f"{s['rm_prefers_shorter']:.2f} | {s['batch_debiased_prefers_shorter']:.2f} | {s['gold_prefers_shorter']:.2f}")
 
 
 if __name__ == "__main__":

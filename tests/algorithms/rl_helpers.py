@@ -14,6 +14,13 @@ class DigitShare(PointwisePreferenceModel):
         return torch.tensor([sum(c.isdigit() for c in r) / max(len(r), 1) for r in responses], dtype=torch.float32)
 
 
+class ResponseLength(PointwisePreferenceModel):
+    kind = "response-length"
+
+    def score(self, prompts, responses):
+        return torch.tensor([float(len(r)) for r in responses])
+
+
 def with_reward(monkeypatch, module, reward):
     """Make `module.setup_policy` return its normal set-up with `reward` as the proxy."""
     original = module.setup_policy

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from prefrl.algorithms import grpo
 from prefrl.algorithms.grpo import GRPOConfig, RLOOConfig, train_group_policy
@@ -10,7 +11,7 @@ from prefrl.algorithms.reward import RewardConfig, train_reward
 from prefrl.cli import main
 from prefrl.engine.metrics import read_metrics
 from prefrl.errors import ConfigError
-from tests.algorithms.rl_helpers import DigitShare, with_reward
+from tests.algorithms.rl_helpers import DigitShare, ResponseLength, with_reward
 
 SMALL = dict(model="tiny", data="arithmetic", batch_size=2, num_generations=4, max_new_tokens=8, num_eval=2, progress=False)
 
@@ -76,3 +77,36 @@ def test_data_without_a_gold_judge_needs_a_reward_model(tmp_path):
     data.write_text('{"prompt": "hello"}\n')
     with pytest.raises(ConfigError, match="set reward="):
         GRPOConfig(data=str(data)).validate()
+
+
+def test_length_debias_feeds_the_debiased_rewards_to_the_advantages(tmp_path, monkeypatch):
+    # The tiny model never samples its EOS token in 16 tokens, so every length is 16 and the real slope is 0
+    # (the arithmetic is tested in tests/objectives). Here a stand-in returns rewards of 0 and slope 0.5:
+    # the update must see zero advantages (policy loss exactly 0), the log the slope, and train/reward
+    # the source's own rewards (characters per answer, not 0).
+    seen = []
+
+    def stand_in(rewards, lengths, group_size):
+        seen.append(lengths.tolist())
+        return torch.zeros_like(rewards), torch.tensor(0.5)
+
+    monkeypatch.setattr(grpo, "length_debiased_rewards", stand_in)
+    with_reward(monkeypatch, grpo, ResponseLength())
+    run = tmp_path / "debiased"
+    train_group_policy(RLOOConfig(output_dir=str(run), max_steps=1, length_debias=True, **dict(SMALL, max_new_tokens=16)))
+    assert seen == [[16] * 8]
+    assert series(run, "train/reward_length_slope") == [0.5]
+    assert series(run, "policy/policy_loss") == [0.0]
+    assert series(run, "train/reward")[0] > 10
+    plain = tmp_path / "plain"
+    train_group_policy(RLOOConfig(output_dir=str(plain), max_steps=1, **SMALL))
+    assert series(plain, "train/reward_length_slope") == [] and len(seen) == 1
+
+
+def test_length_debias_refuses_a_source_that_scores_inside_the_update(tmp_path):
+    rm = tmp_path / "rm"
+    train_reward(RewardConfig(model="tiny", data="arithmetic", output_dir=str(rm), max_steps=1, batch_size=2, num_train=4, num_eval=0, progress=False))
+    config = GRPOConfig(output_dir=str(tmp_path / "r2m"), max_steps=1, reward=str(rm), r2m=True, length_debias=True, **SMALL)
+    with pytest.raises(ConfigError, match="length_debias=true needs the whole step's rewards"):
+        train_group_policy(config)
+    assert not (tmp_path / "r2m" / "model").exists()

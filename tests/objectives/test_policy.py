@@ -12,6 +12,7 @@ from prefrl.objectives.policy import (
     gae_advantages,
     grpo_advantages,
     kl_penalty,
+    length_debiased_rewards,
     masked_mean,
     masked_whiten,
     policy_entropy_from_logits,
@@ -331,3 +332,40 @@ def test_policy_entropy_from_logits():
     assert math.isclose(policy_entropy_from_logits(logits, mask).item(), 1.5 * math.log(2), rel_tol=1e-6)
     with pytest.raises(ValueError, match="B, T, V"):
         policy_entropy_from_logits(logits[0], mask)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# length-debiased rewards
+
+
+def test_length_debiased_rewards_hand_computed():
+    # group 1: r [1, 3], ℓ [10, 20] -> centred r [-1, 1], ℓ [-5, 5]; group 2: r [2, 2], ℓ [4, 6] -> [0, 0], [-1, 1]
+    # β = (5 + 5 + 0 + 0) / (25 + 25 + 1 + 1) = 5/26
+    rewards, lengths = torch.tensor([1.0, 3.0, 2.0, 2.0]), torch.tensor([10, 20, 4, 6])
+    debiased, slope = length_debiased_rewards(rewards, lengths, 2)
+    assert math.isclose(slope.item(), 5 / 26, rel_tol=1e-6)
+    # r − β(ℓ − ℓ̄_g): [1 + 25/26, 3 − 25/26, 2 + 5/26, 2 − 5/26]; the indifferent group now prefers the
+    # shorter answer by as much as the batch preferred the longer one per token
+    assert torch.allclose(debiased, torch.tensor([51, 53, 57, 47]) / 26)
+
+
+def test_length_debiased_rewards_invariants():
+    generator = torch.Generator().manual_seed(0)
+    rewards, lengths = torch.randn(24, generator=generator), torch.randint(1, 64, (24,), generator=generator)
+    debiased, slope = length_debiased_rewards(rewards, lengths, 6)
+    # group means are kept; what remains has no linear relation to group-centred length
+    assert torch.allclose(debiased.view(4, 6).mean(1), rewards.view(4, 6).mean(1), atol=1e-6)
+    centred_lengths = lengths.view(4, 6).float() - lengths.view(4, 6).float().mean(1, keepdim=True)
+    centred = debiased.view(4, 6) - debiased.view(4, 6).mean(1, keepdim=True)
+    assert abs((centred * centred_lengths).sum().item()) < 1e-3
+    # a reward that is exactly linear in length within groups is flattened to its group means
+    linear = torch.arange(4).repeat_interleave(6).float() + 0.5 * lengths.float()
+    flattened, slope = length_debiased_rewards(linear, lengths, 6)
+    assert math.isclose(slope.item(), 0.5, rel_tol=1e-5)
+    assert torch.allclose(flattened.view(4, 6), linear.view(4, 6).mean(1, keepdim=True).expand(4, 6), atol=1e-4)
+
+
+def test_length_debiased_rewards_equal_lengths_change_nothing():
+    rewards = torch.tensor([0.2, 0.9, -1.0, 0.4])
+    debiased, slope = length_debiased_rewards(rewards, torch.tensor([7, 7, 3, 3]), 2)
+    assert slope.item() == 0.0 and torch.equal(debiased, rewards)

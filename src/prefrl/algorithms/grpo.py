@@ -41,7 +41,7 @@ from prefrl.algorithms.policy_setup import (
 )
 from prefrl.errors import ConfigError
 from prefrl.eval.policy import group_pair_agreement
-from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, masked_mean, ppo_clipped_policy_loss, rloo_advantages
+from prefrl.objectives.policy import aggregate, grpo_advantages, kl_penalty, length_debiased_rewards, masked_mean, ppo_clipped_policy_loss, rloo_advantages
 from prefrl.rewards import RewardRows, RewardSource, RewardSourceSection, RunContext
 from prefrl.rewards.r2m import ABLATIONS, R2MSettings, r2m_reward
 from prefrl.rollout import Rollout, trim
@@ -55,6 +55,12 @@ class GroupPolicyConfig(OnlinePolicyConfig):
     and where the KL goes."""
 
     kl_in_reward: bool = option(False, "Subtract β·Σ_t KL_t from the reward (RLOO-style) instead of adding β·KL to the loss.")
+    length_debias: bool = option(
+        False,
+        "Remove from each step's rewards the part linear in response length within a prompt's group (one slope per batch, "
+        "objectives.policy.length_debiased_rewards), so that a learned reward model's length bias cannot be collected by "
+        "growing or shrinking every answer. Logged as train/reward_length_slope.",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -225,6 +231,11 @@ def train_group_policy(
     # there is no such pass: micro-batches hold whole groups and a group's advantages need only its
     # own rewards (not so when scaling by the batch's std). Else from the rollout's pass.
     score_in_update = source.reads_policy_hidden and not needs_old_logprobs and not config.advantages_need_whole_batch()
+    if config.length_debias and score_in_update:
+        raise ConfigError(
+            f"length_debias=true needs the whole step's rewards before the update, but {source.name} scores each micro-batch from the update's own forward; "
+            "set ppo_epochs=2 (or kl_coef>0 with kl_in_reward=true) so that it scores the rollout, or drop length_debias"
+        )
 
     with engine.progress(recipe) as bar:
         while engine.step < config.max_steps:
@@ -257,7 +268,11 @@ def train_group_policy(
 
                 loss_fn = lambda m, b: group_policy_loss(m, b, config, advantages_in_update)  # noqa: E731
             else:
-                shaped = rewards - config.kl_coef * kl_per_row if (config.kl_in_reward and kl_per_row is not None) else rewards
+                shaped = rewards
+                if config.length_debias:
+                    shaped, length_slope = length_debiased_rewards(rewards, rollout.response_lengths, config.num_generations)
+                if config.kl_in_reward and kl_per_row is not None:
+                    shaped = shaped - config.kl_coef * kl_per_row
                 with torch.no_grad():
                     rollout.sequence_advantages = advantage_fn(shaped, config.num_generations)
 
@@ -285,6 +300,7 @@ def train_group_policy(
                 "train/reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
                 "policy/response_length": float(rollout.response_lengths.float().mean()),
                 **({"train/gold_reward": float(gold.mean())} if gold is not None else {}),
+                **({"train/reward_length_slope": float(length_slope)} if config.length_debias else {}),
                 **({"policy/kl_to_reference": float(kl_per_row.mean())} if kl_per_row is not None else {}),
             }))
             elapsed = time.perf_counter() - started

@@ -31,6 +31,7 @@ __all__ = [
     "gae_advantages",
     "grpo_advantages",
     "kl_penalty",
+    "length_debiased_rewards",
     "masked_mean",
     "masked_var",
     "masked_whiten",
@@ -400,6 +401,37 @@ def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     grouped = _group_view(rewards, group_size)
     baseline = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)
     return (grouped - baseline).reshape(-1)
+
+
+def length_debiased_rewards(rewards: torch.Tensor, lengths: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards less the part that is linear in response length within a prompt's group, one slope for
+    the whole batch (prefrl's guard against a learned reward model's length bias):
+
+        r'_i = r_i − β (ℓ_i − ℓ̄_g),    β = Σ_i (r_i − r̄_g)(ℓ_i − ℓ̄_g) / Σ_i (ℓ_i − ℓ̄_g)²
+
+    with r̄_g, ℓ̄_g the mean reward and length of row i's group, and both sums over every row of the
+    batch. β is the least-squares slope of group-centred reward on group-centred length: what one more
+    token is worth to the reward source on these samples, averaged over prompts. A policy can no longer
+    gain reward by making every answer longer (β > 0) or shorter (β < 0), while a prompt whose reward
+    prefers longer answers *more than the batch does* keeps that preference (a per-group slope would
+    erase it, and with it every length-based constraint). Each group's mean reward is unchanged, since
+    Σ_{i∈g} (ℓ_i − ℓ̄_g) = 0; so are the group-relative advantages of a batch whose lengths are equal.
+
+    Args:
+        rewards: (B·K,) group-contiguous.
+        lengths: (B·K,) response lengths (tokens), same order.
+        group_size: K.
+
+    Returns:
+        (debiased rewards (B·K,), β as a 0-d tensor; 0 when no group has two lengths).
+    """
+    grouped = _group_view(rewards, group_size).float()
+    grouped_lengths = _group_view(lengths.to(grouped.device), group_size).float()
+    centred_lengths = grouped_lengths - grouped_lengths.mean(dim=1, keepdim=True)
+    centred_rewards = grouped - grouped.mean(dim=1, keepdim=True)
+    spread = (centred_lengths**2).sum()
+    slope = (centred_rewards * centred_lengths).sum() / spread if spread > 0 else spread.new_zeros(())
+    return (grouped - slope * centred_lengths).reshape(-1).to(rewards.dtype), slope
 
 
 ADVANTAGES: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
