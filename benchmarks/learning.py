@@ -72,6 +72,9 @@ ROWS = {
     # so far paid for one length, and RL collected it within 5 steps (docs/benchmarks.md).
     "rloo-rm-ld": ("rloo", "learned RM, length-debiased", ["reward={rm}", "length_debias=true"]),
     "grpo-rm-ld": ("grpo", "learned RM, length-debiased", ["reward={rm}", "length_debias=true"]),
+    # GRPO divides each group by its own std, which re-weights groups after the batch-level correction: the
+    # advantages are no longer free of length. Without the division (Dr. GRPO) they are.
+    "grpo-rm-ld-noscale": ("grpo", "learned RM, length-debiased, scale_rewards=none", ["reward={rm}", "length_debias=true", "scale_rewards=none"]),
 }
 # The learned reward model: the demo's reward training (prefrl demo, stage 2). bf16 autocast only where
 # the CPU has bf16 units: emulated, a step is ~20x slower (docs/benchmarks.md, "bf16 on a CPU without bf16 units").
