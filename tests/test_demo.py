@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from prefrl.demo import DemoBudget, gold_verdict, run_demo
+from prefrl.engine.metrics import read_metrics
 
 
 @pytest.mark.parametrize("data", ["constraints", "arithmetic"])
@@ -19,7 +20,10 @@ def test_demo_runs_end_to_end_on_the_tiny_model(tmp_path, data):
     assert (tmp_path / "demo.png").stat().st_size > 1000
     for stage in ("reward", "rloo"):  # both stages ran on the task asked for
         assert yaml.safe_load((tmp_path / stage / "config.yaml").read_text())["data"] == data
-    assert yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())["reward"] == str(tmp_path / "reward")
+    rloo_config = yaml.safe_load((tmp_path / "rloo" / "config.yaml").read_text())
+    assert rloo_config["reward"] == str(tmp_path / "reward")
+    assert rloo_config["length_debias"] is True  # the demo's RM pays for brevity (docs/benchmarks.md, the demo)
+    assert all("train/reward_length_slope" in row for row in read_metrics(tmp_path / "rloo") if "train/reward" in row)
 
 
 @pytest.mark.parametrize(

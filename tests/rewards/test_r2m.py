@@ -171,5 +171,9 @@ def test_r2m_as_a_reward_source_gives_the_numbers_of_the_old_loop(tmp_path):
         assert len(steps) == 2
         for got, expected in zip(steps, BEFORE_THE_PROTOCOL[name]):
             for key, value in expected.items():
-                assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
+                # Recorded on an AVX2 CPU; AVX-512 kernels round differently in the last bits (rm/gre 1.0712912 vs
+                # 1.0712898), hence rel 1e-5. A one-pass policy loss is a sum of group-centred advantages, ~0 up to
+                # that rounding (4.9e-6 recorded, 1.2e-6 on AVX-512), hence its absolute 1e-5.
+                noise = 1e-5 if key == "policy/policy_loss" else 1e-9
+                assert got[key] == pytest.approx(value, rel=1e-5, abs=noise), (name, key)
             assert got["rm/r2m_reward"] == got["train/reward"]
